@@ -1,0 +1,13 @@
+/* commands.h — the subcommand table: each cli/cmd_*.c defines one entry point. */
+#ifndef POSTTRAIN_CLI_COMMANDS_H
+#define POSTTRAIN_CLI_COMMANDS_H
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name; returns the exit code */
+} cli_command;
+
+int cmd_info(int argc, char **argv);
+
+#endif

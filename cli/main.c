@@ -1,0 +1,28 @@
+/* main.c — the posttrain binary: a dispatcher over subcommands, one file each in cli/. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const cli_command COMMANDS[] = {
+    {"info", "show how this binary was built and which backends it can use", cmd_info},
+};
+static const int NCOMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: posttrain <command> [--config FILE] [--key value ...]\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "  %-10s %s\n", "help", "this list; `posttrain <command> --help` lists a command's keys");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "posttrain: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
