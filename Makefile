@@ -120,7 +120,7 @@ $(BUILD)/tests/bench: $(BENCH:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LI
 
 # Tests run from the repository root; OMP threads are capped so Criterion's parallel workers
 # do not oversubscribe a small machine. ARGS passes options to Criterion (e.g. --filter).
-test: features $(BUILD)/tests/unit $(BIN)
+test: features $(BUILD)/tests/unit
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/unit $(ARGS)
 
 test-long: features $(BUILD)/tests/long
