@@ -115,7 +115,7 @@ $(BUILD)/tests/unit: $(TESTS:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB
 $(BUILD)/tests/long: $(LONG:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
 	$(LINK) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
-$(BUILD)/tests/bench: $(BENCH:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
+$(BUILD)/bench: $(BENCH:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
 	$(LINK) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root; OMP threads are capped so Criterion's parallel workers
@@ -126,8 +126,8 @@ test: features $(BUILD)/tests/unit
 test-long: features $(BUILD)/tests/long
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/long $(ARGS)
 
-bench: features $(BUILD)/tests/bench
-	$(BUILD)/tests/bench $(ARGS)
+bench: features $(BUILD)/bench
+	$(BUILD)/bench $(ARGS)
 
 sanitize:
 	@$(MAKE) --no-print-directory SANITIZE=1 test

@@ -1,0 +1,194 @@
+/* bench.c — `make bench`: kernel throughput as ratios against this machine's own ceilings.
+ *
+ * Ceilings are measured in the same run: a large square cblas_sgemm (GFLOP/s) for compute-bound
+ * kernels and a memcpy of a buffer far larger than the caches (GB/s) for memory-bound ones. Each
+ * figure is the best of several timed repetitions (each at least ~0.15 s), so it reflects what
+ * the hardware can do rather than scheduling noise. Nothing here asserts a time.
+ *
+ * Shapes are those of the demo model (examples/configs/tiny-moe.json): hidden 256, 4 heads,
+ * q_lora 128, kv_lora 64, rope 32, nope 32, v 32, 16 routed experts of width 128 with 4 per
+ * token, dense MLP width 512, vocab 1024, and 4096 tokens per step.
+ */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/timer.h"
+#include "kernels/attention.h"
+#include "kernels/crossentropy.h"
+#include "kernels/linear.h"
+#include "tests/util/check.h"
+
+typedef void (*bench_fn)(void *ctx);
+
+/* Seconds per call: best of `reps` timings, each over enough calls to last min_s. */
+static double time_best(bench_fn fn, void *ctx, int reps, double min_s) {
+    fn(ctx); /* warm-up */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        int calls = 0;
+        double t0 = timer_now(), t;
+        do {
+            fn(ctx);
+            calls++;
+            t = timer_now() - t0;
+        } while (t < min_s);
+        if (t / calls < best) best = t / calls;
+    }
+    return best;
+}
+
+static float *rand_buf(size_t n, test_rng *r) {
+    float *x = malloc(n * sizeof *x);
+    if (!x) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    fill_uniform(x, n, -1.0f, 1.0f, r);
+    return x;
+}
+
+typedef struct gemm_ctx { int M, N, K; float *a, *b, *c, *da, *db, *dc; } gemm_ctx;
+
+static void run_sgemm(void *p) {
+    gemm_ctx *g = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->M, g->N, g->K, 1.0f, g->a, g->K, g->b, g->K, 0.0f, g->c, g->N);
+}
+static void run_linear_fwd(void *p) {
+    gemm_ctx *g = p;
+    linear_forward(g->c, g->a, g->b, NULL, g->M, g->K, g->N);
+}
+static void run_linear_bwd(void *p) {
+    gemm_ctx *g = p;
+    linear_backward(g->da, g->db, NULL, g->dc, g->a, g->b, g->M, g->K, g->N);
+}
+
+static void gemm_alloc(gemm_ctx *g, int M, int N, int K, test_rng *r) {
+    g->M = M, g->N = N, g->K = K;
+    g->a = rand_buf((size_t)M * K, r);
+    g->b = rand_buf((size_t)N * K, r);
+    g->c = rand_buf((size_t)M * N, r);
+    g->da = rand_buf((size_t)M * K, r);
+    g->db = rand_buf((size_t)N * K, r);
+    g->dc = rand_buf((size_t)M * N, r);
+}
+static void gemm_free(gemm_ctx *g) {
+    free(g->a), free(g->b), free(g->c), free(g->da), free(g->db), free(g->dc);
+}
+
+typedef struct copy_ctx { char *src, *dst; size_t bytes; } copy_ctx;
+static void run_copy(void *p) {
+    copy_ctx *c = p;
+    memcpy(c->dst, c->src, c->bytes);
+}
+
+typedef struct attn_ctx {
+    int B, T, H, Dqk, Dv;
+    float *q, *k, *v, *out, *lse, *dq, *dk, *dv, *dout;
+} attn_ctx;
+static void run_attn_fwd(void *p) {
+    attn_ctx *a = p;
+    attention_forward(a->out, a->lse, a->q, a->k, a->v, NULL, 0.125f, a->B, a->T, a->H, a->Dqk, a->Dv);
+}
+static void run_attn_bwd(void *p) {
+    attn_ctx *a = p;
+    attention_backward(a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->lse, NULL, 0.125f, a->B, a->T,
+                       a->H, a->Dqk, a->Dv);
+}
+
+typedef struct ce_ctx { int N, V; float *logits, *loss, *logp, *ent, *lse, *dlogits, *dlogp; int *targets; } ce_ctx;
+static void run_ce_fwd(void *p) {
+    ce_ctx *c = p;
+    crossentropy_forward(c->loss, c->logp, c->ent, c->lse, c->logits, c->targets, NULL, c->N, c->V);
+}
+static void run_ce_bwd(void *p) {
+    ce_ctx *c = p;
+    crossentropy_backward(c->dlogits, c->dlogp, NULL, c->logits, c->targets, c->lse, c->ent, c->N, c->V);
+}
+
+int main(void) {
+    test_rng r;
+    test_rng_seed(&r, 7);
+    const double min_s = 0.15;
+    const int reps = 3;
+    printf("posttrain bench — %d threads, %s\n\n", omp_get_max_threads(), openblas_get_config());
+
+    /* Ceilings. */
+    gemm_ctx sq;
+    gemm_alloc(&sq, 2048, 2048, 2048, &r);
+    double t_sq = time_best(run_sgemm, &sq, reps, min_s);
+    double ceil_gflops = 2.0 * 2048.0 * 2048.0 * 2048.0 / t_sq * 1e-9;
+    gemm_free(&sq);
+    copy_ctx cp = {malloc((size_t)256 << 20), malloc((size_t)256 << 20), (size_t)256 << 20};
+    memset(cp.src, 1, cp.bytes);
+    memset(cp.dst, 2, cp.bytes);
+    double t_cp = time_best(run_copy, &cp, reps, min_s);
+    double ceil_gbs = 2.0 * (double)cp.bytes / t_cp * 1e-9; /* read + write */
+    free(cp.src), free(cp.dst);
+    printf("ceilings: sgemm 2048^3 %.1f GFLOP/s; memcpy 256 MiB %.1f GB/s (read+write)\n\n", ceil_gflops, ceil_gbs);
+
+    /* Linear layers of the demo model at 4096 tokens. Experts see N·K/E = 1024 tokens each. */
+    struct { const char *name; int M, N, K; } shapes[] = {
+        {"attn q_a_proj      ", 4096, 128, 256}, {"attn q_b_proj      ", 4096, 256, 128},
+        {"attn kv_a_proj     ", 4096, 96, 256},  {"attn kv_b_proj     ", 4096, 256, 64},
+        {"attn o_proj        ", 4096, 256, 128}, {"dense gate/up_proj ", 4096, 512, 256},
+        {"dense down_proj    ", 4096, 256, 512}, {"expert gate/up_proj", 1024, 128, 256},
+        {"expert down_proj   ", 1024, 256, 128}, {"router gate        ", 4096, 16, 256},
+        {"lm_head            ", 4096, 1024, 256},
+    };
+    printf("| GEMM (tokens x out x in)                | fwd GFLOP/s | fwd / ceiling | bwd GFLOP/s | bwd / ceiling |\n");
+    printf("|-----------------------------------------|------------:|--------------:|------------:|--------------:|\n");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        gemm_ctx g;
+        gemm_alloc(&g, shapes[i].M, shapes[i].N, shapes[i].K, &r);
+        double flops = 2.0 * g.M * g.N * g.K;
+        double tf = time_best(run_linear_fwd, &g, reps, min_s);
+        double tb = time_best(run_linear_bwd, &g, reps, min_s);
+        printf("| %s %5d x %4d x %4d | %11.1f | %13.2f | %11.1f | %13.2f |\n", shapes[i].name, g.M, g.N, g.K,
+               flops / tf * 1e-9, flops / tf * 1e-9 / ceil_gflops, 2 * flops / tb * 1e-9,
+               2 * flops / tb * 1e-9 / ceil_gflops);
+        gemm_free(&g);
+    }
+
+    /* Causal attention: 8 sequences x 512 tokens, 4 heads, qk 64 (nope 32 + rope 32), v 32. */
+    attn_ctx a = {8, 512, 4, 64, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    size_t nq = (size_t)a.B * a.T * a.H * a.Dqk, nv = (size_t)a.B * a.T * a.H * a.Dv;
+    a.q = rand_buf(nq, &r), a.k = rand_buf(nq, &r), a.v = rand_buf(nv, &r), a.out = rand_buf(nv, &r);
+    a.lse = rand_buf((size_t)a.B * a.H * a.T, &r), a.dq = rand_buf(nq, &r), a.dk = rand_buf(nq, &r);
+    a.dv = rand_buf(nv, &r), a.dout = rand_buf(nv, &r);
+    /* Causal pairs T(T+1)/2 per head; forward: QKᵀ and PV; backward: 2.5x forward (dS, dQ, dK, dV). */
+    double pairs = (double)a.B * a.H * a.T * (a.T + 1) / 2.0;
+    double fl_f = pairs * 2.0 * (a.Dqk + a.Dv);
+    double ta_f = time_best(run_attn_fwd, &a, reps, min_s);
+    double ta_b = time_best(run_attn_bwd, &a, reps, min_s);
+    printf("\n| attention (B=8, T=512, H=4, qk 64, v 32) | GFLOP/s | / sgemm ceiling | tokens/s |\n");
+    printf("|------------------------------------------|--------:|----------------:|---------:|\n");
+    printf("| forward                                  | %7.1f | %15.2f | %8.0f |\n", fl_f / ta_f * 1e-9,
+           fl_f / ta_f * 1e-9 / ceil_gflops, a.B * a.T / ta_f);
+    printf("| backward                                 | %7.1f | %15.2f | %8.0f |\n", 2.5 * fl_f / ta_b * 1e-9,
+           2.5 * fl_f / ta_b * 1e-9 / ceil_gflops, a.B * a.T / ta_b);
+    free(a.q), free(a.k), free(a.v), free(a.out), free(a.lse), free(a.dq), free(a.dk), free(a.dv), free(a.dout);
+
+    /* Cross-entropy over the vocabulary: memory-bound, so compare bytes of logits moved with memcpy. */
+    ce_ctx c = {4096, 1024, 0, 0, 0, 0, 0, 0, 0, 0};
+    size_t nl = (size_t)c.N * c.V;
+    c.logits = rand_buf(nl, &r), c.dlogits = rand_buf(nl, &r);
+    c.loss = rand_buf(c.N, &r), c.logp = rand_buf(c.N, &r), c.ent = rand_buf(c.N, &r), c.lse = rand_buf(c.N, &r);
+    c.dlogp = rand_buf(c.N, &r);
+    c.targets = malloc((size_t)c.N * sizeof(int));
+    for (int i = 0; i < c.N; i++) c.targets[i] = (int)(test_rng_uniform(&r) * c.V);
+    double tc_f = time_best(run_ce_fwd, &c, reps, min_s);
+    double tc_b = time_best(run_ce_bwd, &c, reps, min_s);
+    double bytes_f = 4.0 * nl, bytes_b = 3.0 * 4.0 * nl; /* fwd reads logits; bwd reads logits, reads+writes dlogits */
+    printf("\n| cross-entropy (4096 x 1024) | GB/s  | / memcpy ceiling | tokens/s |\n");
+    printf("|-----------------------------|------:|-----------------:|---------:|\n");
+    printf("| forward (loss, logp, H)     | %5.1f | %16.2f | %8.0f |\n", bytes_f / tc_f * 1e-9,
+           bytes_f / tc_f * 1e-9 / ceil_gbs, c.N / tc_f);
+    printf("| backward                    | %5.1f | %16.2f | %8.0f |\n", bytes_b / tc_b * 1e-9,
+           bytes_b / tc_b * 1e-9 / ceil_gbs, c.N / tc_b);
+    free(c.logits), free(c.dlogits), free(c.loss), free(c.logp), free(c.ent), free(c.lse), free(c.dlogp);
+    free(c.targets);
+    return 0;
+}
