@@ -1,0 +1,22 @@
+/* checkpoint.h — a policy_model to and from a Hugging Face model folder: config.json plus
+ * model.safetensors (or shards with model.safetensors.index.json), with transformers'
+ * DeepseekV3ForCausalLM tensor names, so a model saved here loads there and vice versa.
+ *
+ * Loading accepts any float dtype (F32, BF16, F16, F64) and DeepSeek's FP8 release format
+ * (F8_E4M3 weights with `<name>_scale_inv` fp32 block scales of weight_block_size, W = q·s).
+ * Every tensor of the layout must be present with its exact shape; the MTP modules' copies of
+ * the embedding and head are not read (they are shared with the main model) and tensors
+ * posttrain does not use are ignored and counted. Saving writes fp32 atomically.
+ */
+#ifndef POSTTRAIN_MODEL_CHECKPOINT_H
+#define POSTTRAIN_MODEL_CHECKPOINT_H
+
+#include "model/model.h"
+
+/* Initialises *m from dir (config.json + weights). On failure *m is left empty. */
+pt_status model_load(policy_model *m, const char *dir, int *ignored_tensors, pt_error *err);
+/* Writes dir/config.json and the weights (dir is created when missing); shards above
+ * max_shard_bytes (0: one file). */
+pt_status model_save(const policy_model *m, const char *dir, size_t max_shard_bytes, pt_error *err);
+
+#endif
