@@ -133,12 +133,12 @@ static void check_against_hf(const char *name) {
     model_free(&m);
 }
 
-Test(model, yarn_qlora_grouped_routing_matches_transformers) { check_against_hf("tiny_yarn"); }
-Test(model, plain_qproj_shared2_matches_transformers) { check_against_hf("tiny_plain"); }
+Test(model, qlora_grouped_routing_matches_transformers) { check_against_hf("tiny_qlora"); }
+Test(model, qproj_yarn_shared2_matches_transformers) { check_against_hf("tiny_qproj_yarn"); }
 
 Test(model, load_rejects_wrong_shapes_and_missing_tensors) {
     char dir[1024];
-    fixture_path(dir, sizeof dir, "model/tiny_plain");
+    fixture_path(dir, sizeof dir, "model/tiny_qproj_yarn");
     char tmp[] = "/tmp/posttrain-bad-XXXXXX";
     cr_assert_not_null(mkdtemp(tmp));
     char cmd[3000];

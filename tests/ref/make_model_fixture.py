@@ -23,26 +23,27 @@ from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "model")
 
 CONFIGS = {
-    # q_lora + YaRN (mscale_all_dim set, so the softmax scale changes) + two MoE layers.
-    "tiny_yarn": dict(vocab_size=96, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
+    # q_lora + grouped routing (n_group 4 > topk_group 2) + top-k normalisation + a dense and two MoE layers.
+    "tiny_qlora": dict(vocab_size=96, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
                       num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=2,
                       n_shared_experts=1, n_routed_experts=8, routed_scaling_factor=2.5,
                       kv_lora_rank=16, q_lora_rank=12, qk_rope_head_dim=8, v_head_dim=12,
                       qk_nope_head_dim=8, n_group=4, topk_group=2, num_experts_per_tok=3,
                       first_k_dense_replace=1, norm_topk_prob=True, max_position_embeddings=64,
-                      rope_scaling=dict(type="yarn", factor=4.0, beta_fast=32, beta_slow=1,
-                                        mscale=1.0, mscale_all_dim=1.0,
-                                        original_max_position_embeddings=16),
-                      rope_theta=10000.0, initializer_range=0.2, rms_norm_eps=1e-6,
+                      rope_scaling=None, rope_theta=10000.0, initializer_range=0.2, rms_norm_eps=1e-6,
                       num_nextn_predict_layers=0, tie_word_embeddings=False),
-    # plain q_proj, no rope scaling, no top-k normalisation, 2 shared experts, one group.
-    "tiny_plain": dict(vocab_size=80, hidden_size=24, intermediate_size=40, moe_intermediate_size=8,
+    # plain q_proj (q_lora_rank null) + YaRN with mscale != mscale_all_dim (cos/sin and softmax
+    # scale both change), no top-k normalisation, 2 shared experts, one group.
+    "tiny_qproj_yarn": dict(vocab_size=80, hidden_size=24, intermediate_size=40, moe_intermediate_size=8,
                        num_hidden_layers=2, num_attention_heads=3, num_key_value_heads=3,
                        n_shared_experts=2, n_routed_experts=6, routed_scaling_factor=1.0,
                        kv_lora_rank=10, q_lora_rank=None, qk_rope_head_dim=4, v_head_dim=6,
                        qk_nope_head_dim=6, n_group=1, topk_group=1, num_experts_per_tok=2,
                        first_k_dense_replace=1, norm_topk_prob=False, max_position_embeddings=32,
-                       rope_scaling=None, rope_theta=500.0, initializer_range=0.2,
+                       rope_scaling=dict(type="yarn", factor=2.0, beta_fast=32, beta_slow=1,
+                                         mscale=0.707, mscale_all_dim=1.0,
+                                         original_max_position_embeddings=16),
+                       rope_theta=500.0, initializer_range=0.2,
                        rms_norm_eps=1e-5, num_nextn_predict_layers=0, tie_word_embeddings=False),
 }
 
