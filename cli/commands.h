@@ -9,5 +9,7 @@ typedef struct cli_command {
 } cli_command;
 
 int cmd_info(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
 
 #endif

@@ -6,6 +6,8 @@
 
 static const cli_command COMMANDS[] = {
     {"info", "show how this binary was built and which backends it can use", cmd_info},
+    {"init", "write a randomly initialised model folder from a config.json", cmd_init},
+    {"logits", "run one forward pass over token ids and write the logits", cmd_logits},
 };
 static const int NCOMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 

@@ -2,6 +2,7 @@
 #include "model/checkpoint.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,11 @@ static pt_status read_fp8_blocks(float *out, const st_tensor *t, const st_tensor
     return st;
 }
 
-pt_status model_load(policy_model *m, const char *dir, int *ignored_tensors, pt_error *err) {
+pt_status model_load(policy_model *m, const char *dir, model_load_info *info, pt_error *err) {
     memset(m, 0, sizeof *m);
+    model_load_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     model_config cfg;
@@ -89,9 +93,18 @@ pt_status model_load(policy_model *m, const char *dir, int *ignored_tensors, pt_
         } else {
             st = st_tensor_read_f32(dst, e->numel, t, err);
         }
+        if (st == PT_OK) {
+            size_t j = 0;
+            while (j < e->numel && isfinite(dst[j])) j++;
+            if (j < e->numel) {
+                size_t used_len = strlen(info->nonfinite_names);
+                snprintf(info->nonfinite_names + used_len, sizeof info->nonfinite_names - used_len, "%s%s",
+                         info->nonfinite++ ? ", " : "", e->name);
+            }
+        }
     }
     /* Count what we did not use: MTP copies of the shared embedding/head and unknown tensors. */
-    if (ignored_tensors) *ignored_tensors = (int)f.n_tensors - used;
+    info->ignored = (int)f.n_tensors - used;
     st_folder_close(&f);
     if (st != PT_OK) model_free(m);
     return st;

@@ -13,8 +13,16 @@
 
 #include "model/model.h"
 
-/* Initialises *m from dir (config.json + weights). On failure *m is left empty. */
-pt_status model_load(policy_model *m, const char *dir, int *ignored_tensors, pt_error *err);
+/* What a load noticed without failing. */
+typedef struct model_load_info {
+    int ignored;           /* tensors in the files that the model does not use */
+    int nonfinite;         /* tensors holding NaN or Inf (loaded as they are: the caller warns) */
+    char nonfinite_names[512]; /* their names, comma-separated, cut at the buffer's end */
+} model_load_info;
+
+/* Initialises *m from dir (config.json + weights). On failure *m is left empty. info may be
+ * NULL. */
+pt_status model_load(policy_model *m, const char *dir, model_load_info *info, pt_error *err);
 /* Writes dir/config.json and the weights (dir is created when missing); shards above
  * max_shard_bytes (0: one file). */
 pt_status model_save(const policy_model *m, const char *dir, size_t max_shard_bytes, pt_error *err);

@@ -39,9 +39,10 @@ static void check_against_hf(const char *name) {
 
     policy_model m;
     pt_error err = {0};
-    int ignored = -1;
-    cr_assert_eq(model_load(&m, dir, &ignored, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(ignored, 0, "every tensor of the checkpoint must be used");
+    model_load_info info;
+    cr_assert_eq(model_load(&m, dir, &info, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(info.ignored, 0, "every tensor of the checkpoint must be used");
+    cr_assert_eq(info.nonfinite, 0);
 
     st_file io, gr;
     cr_assert_eq(st_file_open(&io, io_path, &err), PT_OK, "%s", err.msg);
@@ -158,6 +159,32 @@ Test(model, load_rejects_wrong_shapes_and_missing_tensors) {
     cr_assert_eq(system(cmd), 0);
     cr_assert_eq(model_load(&m, tmp, NULL, &err), PT_ERR_FORMAT);
     cr_assert(strstr(err.msg, "model.layers.2.") && strstr(err.msg, "missing"), "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(model, load_reports_nonfinite_weights_by_name) {
+    char dir[1024];
+    fixture_path(dir, sizeof dir, "model/tiny_qproj_yarn");
+    policy_model m;
+    pt_error err = {0};
+    cr_assert_eq(model_load(&m, dir, NULL, &err), PT_OK, "%s", err.msg);
+    const tensor_entry *e = model_layout_find(&m.layout, "model.layers.1.mlp.experts.3.up_proj.weight");
+    cr_assert_not_null(e);
+    m.params[e->offset + 5] = NAN;
+    m.params[m.layout.final_norm] = INFINITY;
+    char tmp[] = "/tmp/posttrain-nan-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmp));
+    cr_assert_eq(model_save(&m, tmp, 0, &err), PT_OK, "%s", err.msg);
+    policy_model m2;
+    model_load_info info;
+    cr_assert_eq(model_load(&m2, tmp, &info, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(info.nonfinite, 2);
+    cr_assert(strstr(info.nonfinite_names, "model.layers.1.mlp.experts.3.up_proj.weight"), "%s", info.nonfinite_names);
+    cr_assert(strstr(info.nonfinite_names, "model.norm.weight"), "%s", info.nonfinite_names);
+    model_free(&m2);
+    model_free(&m);
+    char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     cr_assert_eq(system(cmd), 0);
 }

@@ -6,8 +6,8 @@
  * the hardware can do rather than scheduling noise. Nothing here asserts a time.
  *
  * Shapes are those of the demo model (examples/configs/tiny-moe.json): hidden 256, 4 heads,
- * q_lora 128, kv_lora 64, rope 32, nope 32, v 32, 16 routed experts of width 128 with 4 per
- * token, dense MLP width 512, vocab 1024, and 4096 tokens per step.
+ * q_lora 128, kv_lora 64, rope 32, nope 32, v 32, 8 routed experts of width 128 with 2 per
+ * token plus one shared, dense MLP width 512, vocab 1024, and 4096 tokens (16 x 256) per step.
  */
 #include <cblas.h>
 #include <omp.h>
@@ -129,13 +129,13 @@ int main(void) {
     free(cp.src), free(cp.dst);
     printf("ceilings: sgemm 2048^3 %.1f GFLOP/s; memcpy 256 MiB %.1f GB/s (read+write)\n\n", ceil_gflops, ceil_gbs);
 
-    /* Linear layers of the demo model at 4096 tokens. Experts see N·K/E = 1024 tokens each. */
+    /* Linear layers of the demo model at 4096 tokens. Routed experts see N·K/E = 1024 tokens each. */
     struct { const char *name; int M, N, K; } shapes[] = {
         {"attn q_a_proj      ", 4096, 128, 256}, {"attn q_b_proj      ", 4096, 256, 128},
         {"attn kv_a_proj     ", 4096, 96, 256},  {"attn kv_b_proj     ", 4096, 256, 64},
         {"attn o_proj        ", 4096, 256, 128}, {"dense gate/up_proj ", 4096, 512, 256},
         {"dense down_proj    ", 4096, 256, 512}, {"expert gate/up_proj", 1024, 128, 256},
-        {"expert down_proj   ", 1024, 256, 128}, {"router gate        ", 4096, 16, 256},
+        {"expert down_proj   ", 1024, 256, 128}, {"router gate        ", 4096, 8, 256},
         {"lm_head            ", 4096, 1024, 256},
     };
     printf("| GEMM (tokens x out x in)                | fwd GFLOP/s | fwd / ceiling | bwd GFLOP/s | bwd / ceiling |\n");
