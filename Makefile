@@ -5,6 +5,7 @@
 #   make test-long  the slow checks
 #   make bench      kernel benchmarks (ratios against this machine's own sgemm ceiling)
 #   make sanitize   the unit tests under ASan + UBSan (same as SANITIZE=1 make test)
+#   make fuzz       libFuzzer on the safetensors and config.json parsers (FUZZ_SECONDS each)
 #
 # Knobs: NATIVE=1 (-O3 -march=native), CUDA=0/1 (default: 1 when nvcc is found),
 #        SANITIZE=1, BUILD=dir, SRCS=... / TESTS=... (build a subset while developing).
@@ -20,7 +21,7 @@ $(GOALS): deps
 deps:
 	@scripts/deps.sh
 clean:
-	rm -rf build build-san posttrain
+	rm -rf build build-san build-fuzz posttrain
 
 else
 
@@ -75,7 +76,7 @@ BIN       := posttrain
 DEPFILES  := $(OBJS:.o=.d) $(CLI_SRCS:%.c=$(BUILD)/%.d) $(TESTS:%.c=$(BUILD)/%.d) \
              $(LONG:%.c=$(BUILD)/%.d) $(TESTLIB:%.c=$(BUILD)/%.d) $(BENCH:%.c=$(BUILD)/%.d)
 
-.PHONY: all test test-long bench sanitize clean features
+.PHONY: all test test-long bench sanitize clean features fuzz
 .DEFAULT_GOAL := all
 
 all: features $(BIN)
@@ -132,8 +133,24 @@ bench: features $(BUILD)/bench
 sanitize:
 	@$(MAKE) --no-print-directory SANITIZE=1 test
 
+# Coverage-guided fuzzing of the file parsers with libFuzzer (clang from Debian); not part of CI.
+#   make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS    := core/error.c model/dtype.c model/safetensors.c model/model_config.c
+FUZZERS      := safetensors model_config
+fuzz: $(FUZZERS:%=build-fuzz/fuzz_%)
+	@for f in $(FUZZERS); do mkdir -p build-fuzz/corpus-$$f; \
+	  echo "== fuzz_$$f for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f \
+	    2>&1 | grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|crash-' ; done
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS)
+	@mkdir -p build-fuzz
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -I. $(shell pkg-config --cflags libcjson) \
+	  -fsanitize=fuzzer,address,undefined -o $@ $^ $(shell pkg-config --libs libcjson) -lm
+
 clean:
-	rm -rf build build-san $(BIN)
+	rm -rf build build-san build-fuzz $(BIN)
 
 -include $(DEPFILES)
 

@@ -450,3 +450,22 @@ void model_update_router_bias(policy_model *m, const model_acts *a, float gamma)
         }
     }
 }
+
+int model_expert_load(const policy_model *m, const model_acts *a, int layer, expert_load_stats *out) {
+    if (layer < 0 || layer >= m->layout.nlayers || !m->layout.layers[layer].moe) return -1;
+    const int E = m->cfg.n_routed_experts;
+    const int *load = a->expert_load + (size_t)layer * E;
+    double sum = 0.0, sq = 0.0;
+    out->min = out->max = load[0];
+    for (int e = 0; e < E; e++) {
+        sum += load[e];
+        sq += (double)load[e] * load[e];
+        if (load[e] < out->min) out->min = load[e];
+        if (load[e] > out->max) out->max = load[e];
+    }
+    out->mean = sum / E;
+    out->max_over_mean = out->mean > 0 ? out->max / out->mean : 0.0;
+    double var = sq / E - out->mean * out->mean;
+    out->cv = out->mean > 0 ? sqrt(var > 0 ? var : 0) / out->mean : 0.0;
+    return 0;
+}

@@ -89,6 +89,17 @@ void model_backward(policy_model *m, model_acts *a, const float *dlogp, const fl
  * the SFT loss. Returns the number of counted positions. */
 int model_mean_nll(const model_acts *a, float *dlogp, double *loss);
 
+/* Expert load of one layer in the last forward (for metrics). max_over_mean is 1 when perfectly
+ * balanced; DeepSeekMoE as implemented here never drops tokens, so there is no dropped share. */
+typedef struct expert_load_stats {
+    int min, max;          /* tokens routed to the least and most loaded expert */
+    double mean;           /* N·K / E */
+    double max_over_mean;  /* max / mean */
+    double cv;             /* coefficient of variation of the per-expert load */
+} expert_load_stats;
+/* Returns 0 for a MoE layer, -1 for a dense one. */
+int model_expert_load(const policy_model *m, const model_acts *a, int layer, expert_load_stats *out);
+
 /* DeepSeek-V3's auxiliary-loss-free balancing: after an optimizer step, each MoE layer's router
  * bias moves by −γ·sign(load − mean load) using the loads of the last forward. */
 void model_update_router_bias(policy_model *m, const model_acts *a, float gamma);

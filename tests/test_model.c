@@ -81,7 +81,15 @@ static void check_against_hf(const char *name) {
         for (int e = 0; e < m.cfg.n_routed_experts; e++)
             cr_assert_eq(load[e], hf_load[e], "layer %d expert %d: %d tokens, transformers routed %d", l, e, load[e],
                          hf_load[e]);
+        expert_load_stats st;
+        cr_assert_eq(model_expert_load(&m, &a, l, &st), 0);
+        cr_assert_float_eq(st.mean, (double)N * K / m.cfg.n_routed_experts, 1e-12);
+        cr_assert_geq(st.max_over_mean, 1.0);
         moe_seen++;
+    }
+    {
+        expert_load_stats st;
+        cr_assert_eq(model_expert_load(&m, &a, 0, &st), -1, "layer 0 is dense");
     }
     cr_assert_eq(moe_seen, nmoe);
 
