@@ -272,7 +272,7 @@ static void json_diagnose(size_t *where, char *why, size_t cap, const char *text
             while (j < len && (unsigned char)text[j] > ' ' && !strchr(",:{}[]\"", text[j])) j++;
             if (j > fail) break; /* cJSON gave up inside this word: judged below */
             t.kind = TOK_WORD;
-            t.end = j;
+            t.end = j > i ? j : i + 1; /* always advance */
         }
         prev2 = prev1;
         prev1 = t;

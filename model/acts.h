@@ -6,6 +6,7 @@
 #ifndef POSTTRAIN_MODEL_ACTS_H
 #define POSTTRAIN_MODEL_ACTS_H
 
+#include "core/timer.h"
 #include "kernels/moe.h"
 #include "model/model.h"
 
@@ -65,6 +66,14 @@ typedef struct model_scratch {
     float *dcat;                /* (N, 2H) */
     float *dtmp;                /* (N, H) */
 } model_scratch;
+
+/* Runs `stmt`, adding its wall time to phase `ph` when the model is being profiled. */
+#define PROFILE(m, ph, stmt)                                                                       \
+    do {                                                                                           \
+        double pt_t0_ = (m)->profile ? timer_now() : 0.0;                                          \
+        stmt;                                                                                      \
+        if ((m)->profile) (m)->profile->seconds[(ph)] += timer_now() - pt_t0_;                     \
+    } while (0)
 
 /* MLA attention sub-block of layer `l` (model/mla.c): xm = x + o_proj(attention(x)). */
 void mla_forward(const policy_model *m, int l, layer_acts *a, const model_batch *b, const int *pos);

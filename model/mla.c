@@ -29,20 +29,20 @@ void mla_forward(const policy_model *m, int l, layer_acts *a, const model_batch 
     const int dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim, qk = dn + dr;
     const int ql = c->q_lora_rank, kl = c->kv_lora_rank;
 
-    rmsnorm_forward(a->ln1, a->rstd1, a->x, P + ly->input_norm, (float)c->rms_norm_eps, N, H);
+    PROFILE(m, PHASE_NORM, rmsnorm_forward(a->ln1, a->rstd1, a->x, P + ly->input_norm, (float)c->rms_norm_eps, N, H));
     if (ql > 0) {
-        linear_forward(a->qa, a->ln1, P + ly->q_a, NULL, N, H, ql);
-        rmsnorm_forward(a->qan, a->rstd_qa, a->qa, P + ly->q_a_norm, LOWRANK_EPS, N, ql);
-        linear_forward(a->q, a->qan, P + ly->q_b, NULL, N, ql, nh * qk);
+        PROFILE(m, PHASE_ATTN_PROJ, linear_forward(a->qa, a->ln1, P + ly->q_a, NULL, N, H, ql));
+        PROFILE(m, PHASE_NORM, rmsnorm_forward(a->qan, a->rstd_qa, a->qa, P + ly->q_a_norm, LOWRANK_EPS, N, ql));
+        PROFILE(m, PHASE_ATTN_PROJ, linear_forward(a->q, a->qan, P + ly->q_b, NULL, N, ql, nh * qk));
     } else {
-        linear_forward(a->q, a->ln1, P + ly->q_proj, NULL, N, H, nh * qk);
+        PROFILE(m, PHASE_ATTN_PROJ, linear_forward(a->q, a->ln1, P + ly->q_proj, NULL, N, H, nh * qk));
     }
-    rope_forward(a->q + dn, a->q + dn, pos, m->inv_freq, m->rope_factor, N, nh, qk, dr);
+    PROFILE(m, PHASE_ROPE, rope_forward(a->q + dn, a->q + dn, pos, m->inv_freq, m->rope_factor, N, nh, qk, dr));
 
-    linear_forward(a->kva, a->ln1, P + ly->kv_a, NULL, N, H, kl + dr);
-    rmsnorm_forward_strided(a->kvn, a->rstd_kv, a->kva, P + ly->kv_a_norm, LOWRANK_EPS, N, kl, kl, kl + dr);
-    rope_forward(a->kva + kl, a->kva + kl, pos, m->inv_freq, m->rope_factor, N, 1, kl + dr, dr);
-    linear_forward(a->kvb, a->kvn, P + ly->kv_b, NULL, N, kl, nh * (dn + dv));
+    PROFILE(m, PHASE_ATTN_PROJ, linear_forward(a->kva, a->ln1, P + ly->kv_a, NULL, N, H, kl + dr));
+    PROFILE(m, PHASE_NORM, rmsnorm_forward_strided(a->kvn, a->rstd_kv, a->kva, P + ly->kv_a_norm, LOWRANK_EPS, N, kl, kl, kl + dr));
+    PROFILE(m, PHASE_ROPE, rope_forward(a->kva + kl, a->kva + kl, pos, m->inv_freq, m->rope_factor, N, 1, kl + dr, dr));
+    PROFILE(m, PHASE_ATTN_PROJ, linear_forward(a->kvb, a->kvn, P + ly->kv_b, NULL, N, kl, nh * (dn + dv)));
 
     /* Assemble per-head keys [k_nope | shared k_pe] and values for the attention kernel. */
     for (int n = 0; n < N; n++)
@@ -53,8 +53,8 @@ void mla_forward(const policy_model *m, int l, layer_acts *a, const model_batch 
             memcpy(kd + dn, a->kva + (size_t)n * (kl + dr) + kl, (size_t)dr * sizeof *kd);
             memcpy(a->v + ((size_t)n * nh + h) * dv, src + dn, (size_t)dv * sizeof *kd);
         }
-    attention_forward(a->att, a->lse, a->q, a->k, a->v, b->segment, m->softmax_scale, b->B, b->T, nh, qk, dv);
-    linear_forward(a->xm, a->att, P + ly->o_proj, NULL, N, nh * dv, H);
+    PROFILE(m, PHASE_ATTN_CORE, attention_forward(a->att, a->lse, a->q, a->k, a->v, b->segment, m->softmax_scale, b->B, b->T, nh, qk, dv));
+    PROFILE(m, PHASE_ATTN_PROJ, linear_forward(a->xm, a->att, P + ly->o_proj, NULL, N, nh * dv, H));
     for (size_t i = 0; i < (size_t)N * H; i++) a->xm[i] += a->x[i];
 }
 
@@ -68,13 +68,13 @@ void mla_backward(policy_model *m, int l, layer_acts *a, const model_batch *b, c
     const int ql = c->q_lora_rank, kl = c->kv_lora_rank;
 
     memset(s->datt, 0, (size_t)N * nh * dv * sizeof(float));
-    linear_backward(s->datt, G + ly->o_proj, NULL, s->dres, a->att, P + ly->o_proj, N, nh * dv, H);
+    PROFILE(m, PHASE_ATTN_PROJ, linear_backward(s->datt, G + ly->o_proj, NULL, s->dres, a->att, P + ly->o_proj, N, nh * dv, H));
 
     memset(s->dq, 0, (size_t)N * nh * qk * sizeof(float));
     memset(s->dk, 0, (size_t)N * nh * qk * sizeof(float));
     memset(s->dv, 0, (size_t)N * nh * dv * sizeof(float));
-    attention_backward(s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v, a->att, a->lse, b->segment,
-                       m->softmax_scale, b->B, b->T, nh, qk, dv);
+    PROFILE(m, PHASE_ATTN_CORE, attention_backward(s->dq, s->dk, s->dv, s->datt, a->q, a->k, a->v, a->att, a->lse, b->segment,
+                       m->softmax_scale, b->B, b->T, nh, qk, dv));
 
     /* Split dk/dv back into kv_b's output rows and the shared k_pe (summed over heads). */
     memset(s->dkva, 0, (size_t)N * (kl + dr) * sizeof(float));
@@ -88,25 +88,25 @@ void mla_backward(policy_model *m, int l, layer_acts *a, const model_batch *b, c
             for (int i = 0; i < dr; i++) dpe[i] += dkh[dn + i];
         }
     }
-    rope_backward(s->dkva + kl, s->dkva + kl, pos, m->inv_freq, m->rope_factor, N, 1, kl + dr, dr);
+    PROFILE(m, PHASE_ROPE, rope_backward(s->dkva + kl, s->dkva + kl, pos, m->inv_freq, m->rope_factor, N, 1, kl + dr, dr));
     memset(s->dkvn, 0, (size_t)N * kl * sizeof(float));
-    linear_backward(s->dkvn, G + ly->kv_b, NULL, s->dkvb, a->kvn, P + ly->kv_b, N, kl, nh * (dn + dv));
-    rmsnorm_backward_strided(s->dkva, G + ly->kv_a_norm, s->dkvn, a->kva, P + ly->kv_a_norm, a->rstd_kv, N, kl,
-                             kl + dr, kl, kl + dr);
+    PROFILE(m, PHASE_ATTN_PROJ, linear_backward(s->dkvn, G + ly->kv_b, NULL, s->dkvb, a->kvn, P + ly->kv_b, N, kl, nh * (dn + dv)));
+    PROFILE(m, PHASE_NORM, rmsnorm_backward_strided(s->dkva, G + ly->kv_a_norm, s->dkvn, a->kva, P + ly->kv_a_norm, a->rstd_kv, N, kl,
+                             kl + dr, kl, kl + dr));
 
     memset(s->dln, 0, (size_t)N * H * sizeof(float));
-    linear_backward(s->dln, G + ly->kv_a, NULL, s->dkva, a->ln1, P + ly->kv_a, N, H, kl + dr);
+    PROFILE(m, PHASE_ATTN_PROJ, linear_backward(s->dln, G + ly->kv_a, NULL, s->dkva, a->ln1, P + ly->kv_a, N, H, kl + dr));
 
-    rope_backward(s->dq + dn, s->dq + dn, pos, m->inv_freq, m->rope_factor, N, nh, qk, dr);
+    PROFILE(m, PHASE_ROPE, rope_backward(s->dq + dn, s->dq + dn, pos, m->inv_freq, m->rope_factor, N, nh, qk, dr));
     if (ql > 0) {
         memset(s->dqan, 0, (size_t)N * ql * sizeof(float));
         memset(s->dqa, 0, (size_t)N * ql * sizeof(float));
-        linear_backward(s->dqan, G + ly->q_b, NULL, s->dq, a->qan, P + ly->q_b, N, ql, nh * qk);
-        rmsnorm_backward(s->dqa, G + ly->q_a_norm, s->dqan, a->qa, P + ly->q_a_norm, a->rstd_qa, N, ql);
-        linear_backward(s->dln, G + ly->q_a, NULL, s->dqa, a->ln1, P + ly->q_a, N, H, ql);
+        PROFILE(m, PHASE_ATTN_PROJ, linear_backward(s->dqan, G + ly->q_b, NULL, s->dq, a->qan, P + ly->q_b, N, ql, nh * qk));
+        PROFILE(m, PHASE_NORM, rmsnorm_backward(s->dqa, G + ly->q_a_norm, s->dqan, a->qa, P + ly->q_a_norm, a->rstd_qa, N, ql));
+        PROFILE(m, PHASE_ATTN_PROJ, linear_backward(s->dln, G + ly->q_a, NULL, s->dqa, a->ln1, P + ly->q_a, N, H, ql));
     } else {
-        linear_backward(s->dln, G + ly->q_proj, NULL, s->dq, a->ln1, P + ly->q_proj, N, H, nh * qk);
+        PROFILE(m, PHASE_ATTN_PROJ, linear_backward(s->dln, G + ly->q_proj, NULL, s->dq, a->ln1, P + ly->q_proj, N, H, nh * qk));
     }
     /* dres already carries d/dxm = d/dx through the residual; add the path through the norm. */
-    rmsnorm_backward(s->dres, G + ly->input_norm, s->dln, a->x, P + ly->input_norm, a->rstd1, N, H);
+    PROFILE(m, PHASE_NORM, rmsnorm_backward(s->dres, G + ly->input_norm, s->dln, a->x, P + ly->input_norm, a->rstd1, N, H));
 }

@@ -21,6 +21,13 @@
 #include "kernels/rope.h"
 #include "model/acts.h"
 
+const char *model_phase_name(model_phase phase) {
+    static const char *const names[PHASE_COUNT] = {
+        "embedding", "rmsnorm", "attention projections", "rope", "attention core", "router",
+        "routed experts", "dense MLP + shared experts", "lm_head + eh_proj", "log-softmax / CE", "other"};
+    return phase >= 0 && phase < PHASE_COUNT ? names[phase] : "?";
+}
+
 /* ---- parameters ------------------------------------------------------------------------- */
 
 pt_status model_init(policy_model *m, const model_config *cfg, uint64_t seed, pt_error *err) {
@@ -265,14 +272,14 @@ static void layer_forward(const policy_model *m, model_acts *a, int l, const mod
 }
 
 /* Log-probabilities of targets (and entropies) for logits scaled by 1/temperature, in place. */
-static void head_forward(float *logits, float *lse, float *logp, float *entropy, const float *hn,
+static void head_forward(const policy_model *m, float *logits, float *lse, float *logp, float *entropy, const float *hn,
                          const float *w_head, const int *targets, float temperature, int N, int H, int V) {
-    linear_forward(logits, hn, w_head, NULL, N, H, V);
+    PROFILE(m, PHASE_HEAD, linear_forward(logits, hn, w_head, NULL, N, H, V));
     if (temperature != 1.0f) {
         float inv = 1.0f / temperature;
         for (size_t i = 0; i < (size_t)N * V; i++) logits[i] *= inv;
     }
-    crossentropy_forward(NULL, logp, entropy, lse, logits, targets, NULL, N, V);
+    PROFILE(m, PHASE_SOFTMAX_CE, crossentropy_forward(NULL, logp, entropy, lse, logits, targets, NULL, N, V));
 }
 
 /* Does position t have a token k places ahead in its own sequence? */
@@ -306,11 +313,11 @@ pt_status model_forward(policy_model *m, model_acts *a, const model_batch *b, pt
         else a->pos[i] = i % b->T;
     }
     const float *P = m->params;
-    embedding_forward(a->h0, b->ids, P + m->layout.embed, N, H);
+    PROFILE(m, PHASE_EMBED, embedding_forward(a->h0, b->ids, P + m->layout.embed, N, H));
     if (L > 0) memcpy(a->layers[0].x, a->h0, (size_t)N * H * sizeof(float));
     for (int l = 0; l < L; l++) layer_forward(m, a, l, b);
-    rmsnorm_forward(a->hn, a->rstd_final, a->hL, P + m->layout.final_norm, (float)c->rms_norm_eps, N, H);
-    head_forward(a->logits, a->lse, a->logp, a->entropy, a->hn, P + m->layout.lm_head, b->targets, b->temperature,
+    PROFILE(m, PHASE_NORM, rmsnorm_forward(a->hn, a->rstd_final, a->hL, P + m->layout.final_norm, (float)c->rms_norm_eps, N, H));
+    head_forward(m, a->logits, a->lse, a->logp, a->entropy, a->hn, P + m->layout.lm_head, b->targets, b->temperature,
                  N, H, V);
 
     const float *h_prev = a->hn;
@@ -325,14 +332,14 @@ pt_status model_forward(policy_model *m, model_acts *a, const model_batch *b, pt
             x->targets[t] = ok && ahead_in_sequence(b, t, k + 2) ? b->targets[t + k + 1] : -1;
             x->count += x->targets[t] >= 0;
         }
-        embedding_forward(x->emb, x->emb_ids, P + m->layout.embed, N, H);
-        rmsnorm_forward_strided(x->cat, x->rstd_e, x->emb, P + ly->enorm, (float)c->rms_norm_eps, N, H, 2 * H, H);
-        rmsnorm_forward_strided(x->cat + H, x->rstd_h, h_prev, P + ly->hnorm, (float)c->rms_norm_eps, N, H, 2 * H,
-                                H);
-        linear_forward(y->x, x->cat, P + ly->eh_proj, NULL, N, 2 * H, H);
+        PROFILE(m, PHASE_EMBED, embedding_forward(x->emb, x->emb_ids, P + m->layout.embed, N, H));
+        PROFILE(m, PHASE_NORM, rmsnorm_forward_strided(x->cat, x->rstd_e, x->emb, P + ly->enorm, (float)c->rms_norm_eps, N, H, 2 * H, H));
+        PROFILE(m, PHASE_NORM, rmsnorm_forward_strided(x->cat + H, x->rstd_h, h_prev, P + ly->hnorm, (float)c->rms_norm_eps, N, H, 2 * H,
+                                H));
+        PROFILE(m, PHASE_HEAD, linear_forward(y->x, x->cat, P + ly->eh_proj, NULL, N, 2 * H, H));
         layer_forward(m, a, L + k, b);
-        rmsnorm_forward(x->hn, x->rstd_n, y->out, P + ly->head_norm, (float)c->rms_norm_eps, N, H);
-        head_forward(x->logits, x->lse, x->logp, NULL, x->hn, P + m->layout.lm_head, x->targets, b->temperature, N,
+        PROFILE(m, PHASE_NORM, rmsnorm_forward(x->hn, x->rstd_n, y->out, P + ly->head_norm, (float)c->rms_norm_eps, N, H));
+        head_forward(m, x->logits, x->lse, x->logp, NULL, x->hn, P + m->layout.lm_head, x->targets, b->temperature, N,
                      H, V);
         double nll = 0.0;
         for (int t = 0; t < N; t++)
@@ -353,16 +360,16 @@ static void layer_backward(policy_model *m, model_acts *a, int l, float aux_scal
 
 /* dlogits for Σ dlogp·logp + dentropy·H under temperature τ, then the head's backward:
  * dhn (+=), dW_head (+=). */
-static void head_backward(model_scratch *s, float *dhn, float *dw_head, const float *dlogp, const float *dentropy,
+static void head_backward(const policy_model *m, model_scratch *s, float *dhn, float *dw_head, const float *dlogp, const float *dentropy,
                           const float *logits, const int *targets, const float *lse, const float *entropy,
                           const float *hn, const float *w_head, float temperature, int N, int H, int V) {
     memset(s->dlogits, 0, (size_t)N * V * sizeof(float));
-    crossentropy_backward(s->dlogits, dlogp, dentropy, logits, targets, lse, entropy, N, V);
+    PROFILE(m, PHASE_SOFTMAX_CE, crossentropy_backward(s->dlogits, dlogp, dentropy, logits, targets, lse, entropy, N, V));
     if (temperature != 1.0f) {
         float inv = 1.0f / temperature;
         for (size_t i = 0; i < (size_t)N * V; i++) s->dlogits[i] *= inv;
     }
-    linear_backward(dhn, dw_head, NULL, s->dlogits, hn, w_head, N, H, V);
+    PROFILE(m, PHASE_HEAD, linear_backward(dhn, dw_head, NULL, s->dlogits, hn, w_head, N, H, V));
 }
 
 void model_backward(policy_model *m, model_acts *a, const float *dlogp, const float *dentropy, float aux_scale) {
@@ -388,33 +395,33 @@ void model_backward(policy_model *m, model_acts *a, const float *dlogp, const fl
             float coef = (float)(-aux_scale * c->posttrain_mtp_loss_weight / D / x->count);
             for (int t = 0; t < N; t++) dl[t] = x->targets[t] >= 0 ? coef : 0.0f;
             memset(s->dln, 0, NH * sizeof(float));
-            head_backward(s, s->dln, G + m->layout.lm_head, dl, NULL, x->logits, x->targets, x->lse, NULL, x->hn,
+            head_backward(m, s, s->dln, G + m->layout.lm_head, dl, NULL, x->logits, x->targets, x->lse, NULL, x->hn,
                           P + m->layout.lm_head, b->temperature, N, H, V);
-            rmsnorm_backward(s->dres, G + ly->head_norm, s->dln, y->out, P + ly->head_norm, x->rstd_n, N, H);
+            PROFILE(m, PHASE_NORM, rmsnorm_backward(s->dres, G + ly->head_norm, s->dln, y->out, P + ly->head_norm, x->rstd_n, N, H));
         }
         layer_backward(m, a, L + k, aux_scale);
         /* dres = d/d(eh_proj output) → [enorm(emb) | hnorm(h_prev)]. */
         memset(s->dcat, 0, 2 * NH * sizeof(float));
-        linear_backward(s->dcat, G + ly->eh_proj, NULL, s->dres, x->cat, P + ly->eh_proj, N, 2 * H, H);
+        PROFILE(m, PHASE_HEAD, linear_backward(s->dcat, G + ly->eh_proj, NULL, s->dres, x->cat, P + ly->eh_proj, N, 2 * H, H));
         memset(s->dtmp, 0, NH * sizeof(float));
-        rmsnorm_backward_strided(s->dtmp, G + ly->enorm, s->dcat, x->emb, P + ly->enorm, x->rstd_e, N, H, H, 2 * H, H);
-        embedding_backward(G + m->layout.embed, s->dtmp, x->emb_ids, N, H);
+        PROFILE(m, PHASE_NORM, rmsnorm_backward_strided(s->dtmp, G + ly->enorm, s->dcat, x->emb, P + ly->enorm, x->rstd_e, N, H, H, 2 * H, H));
+        PROFILE(m, PHASE_EMBED, embedding_backward(G + m->layout.embed, s->dtmp, x->emb_ids, N, H));
         const float *h_prev = k == 0 ? a->hn : a->layers[L + k - 1].out;
         memset(s->dh_prev, 0, NH * sizeof(float));
-        rmsnorm_backward_strided(s->dh_prev, G + ly->hnorm, s->dcat + H, h_prev, P + ly->hnorm, x->rstd_h, N, H, H,
-                                 2 * H, H);
+        PROFILE(m, PHASE_NORM, rmsnorm_backward_strided(s->dh_prev, G + ly->hnorm, s->dcat + H, h_prev, P + ly->hnorm, x->rstd_h, N, H, H,
+                                 2 * H, H));
     }
 
     /* Main head: d/d(hn) = head gradient + what MTP module 1 sent to h^0 = hn. */
     float *dhn = s->dtmp;
     memcpy(dhn, s->dh_prev, NH * sizeof(float));
     if (dlogp || dentropy)
-        head_backward(s, dhn, G + m->layout.lm_head, dlogp, dentropy, a->logits, b->targets, a->lse, a->entropy,
+        head_backward(m, s, dhn, G + m->layout.lm_head, dlogp, dentropy, a->logits, b->targets, a->lse, a->entropy,
                       a->hn, P + m->layout.lm_head, b->temperature, N, H, V);
     memset(s->dres, 0, NH * sizeof(float));
-    rmsnorm_backward(s->dres, G + m->layout.final_norm, dhn, a->hL, P + m->layout.final_norm, a->rstd_final, N, H);
+    PROFILE(m, PHASE_NORM, rmsnorm_backward(s->dres, G + m->layout.final_norm, dhn, a->hL, P + m->layout.final_norm, a->rstd_final, N, H));
     for (int l = L - 1; l >= 0; l--) layer_backward(m, a, l, aux_scale);
-    embedding_backward(G + m->layout.embed, s->dres, b->ids, N, H);
+    PROFILE(m, PHASE_EMBED, embedding_backward(G + m->layout.embed, s->dres, b->ids, N, H));
 }
 
 int model_mean_nll(const model_acts *a, float *dlogp, double *loss) {

@@ -21,6 +21,28 @@
 #include "model/layout.h"
 #include "model/model_config.h"
 
+/* Where the time goes (`make bench`): seconds per phase, forward and backward together. */
+typedef enum model_phase {
+    PHASE_EMBED,      /* embedding lookup and its backward */
+    PHASE_NORM,       /* every RMSNorm */
+    PHASE_ATTN_PROJ,  /* q/kv/o projections (q_a, q_b or q_proj, kv_a, kv_b, o_proj) */
+    PHASE_ROPE,       /* rotary embedding */
+    PHASE_ATTN_CORE,  /* softmax(q·kᵀ)·v */
+    PHASE_ROUTER,     /* router GEMM, sigmoid, group/top-k choice, routing-weight backward */
+    PHASE_EXPERTS,    /* routed experts: gather, SwiGLU FFNs, weighted scatter */
+    PHASE_DENSE_MLP,  /* dense MLP and shared experts */
+    PHASE_HEAD,       /* lm_head GEMMs (main and MTP) and eh_proj */
+    PHASE_SOFTMAX_CE, /* log-softmax, log-probabilities, entropy */
+    PHASE_OTHER,      /* residual adds, copies, balance loss */
+    PHASE_COUNT
+} model_phase;
+
+typedef struct model_profile {
+    double seconds[PHASE_COUNT];
+} model_profile;
+
+const char *model_phase_name(model_phase phase);
+
 typedef struct policy_model {
     model_config cfg;
     model_layout layout;
@@ -30,6 +52,7 @@ typedef struct policy_model {
     float *inv_freq;          /* (rope/2) RoPE inverse frequencies */
     float rope_factor;        /* YaRN attention factor multiplying cos/sin */
     float softmax_scale;      /* qk_head_dim^-0.5 · mscale² */
+    model_profile *profile;   /* NULL, or where phase timings accumulate */
 } policy_model;
 
 /* The inputs of one forward pass. */

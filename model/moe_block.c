@@ -109,36 +109,36 @@ void mlp_forward(const policy_model *m, int l, layer_acts *a, const model_batch 
     const float *P = m->params;
     const int N = b->B * b->T, H = c->hidden_size;
 
-    rmsnorm_forward(a->ln2, a->rstd2, a->xm, P + ly->post_norm, (float)c->rms_norm_eps, N, H);
+    PROFILE(m, PHASE_NORM, rmsnorm_forward(a->ln2, a->rstd2, a->xm, P + ly->post_norm, (float)c->rms_norm_eps, N, H));
     if (!ly->moe) {
-        ffn_forward(a->out, a->g, a->u, a->s, a->ln2, P + ly->gate, P + ly->up, P + ly->down, N, H,
-                    c->intermediate_size);
+        PROFILE(m, PHASE_DENSE_MLP, ffn_forward(a->out, a->g, a->u, a->s, a->ln2, P + ly->gate, P + ly->up, P + ly->down, N, H,
+                    c->intermediate_size));
         for (size_t i = 0; i < (size_t)N * H; i++) a->out[i] += a->xm[i];
         return;
     }
     const int E = c->n_routed_experts, K = c->num_experts_per_tok, I = c->moe_intermediate_size;
     const int S = I * c->n_shared_experts;
-    linear_forward(a->scores, a->ln2, P + ly->router, NULL, N, H, E);
-    route(m, a, P + ly->router_bias, N);
-    moe_plan_build(&a->plan, a->plan_buf, a->idx, N, E, K);
-    moe_gather_forward(a->xs, a->ln2, &a->plan, H);
+    PROFILE(m, PHASE_ROUTER, linear_forward(a->scores, a->ln2, P + ly->router, NULL, N, H, E));
+    PROFILE(m, PHASE_ROUTER, route(m, a, P + ly->router_bias, N));
+    PROFILE(m, PHASE_EXPERTS, moe_plan_build(&a->plan, a->plan_buf, a->idx, N, E, K));
+    PROFILE(m, PHASE_EXPERTS, moe_gather_forward(a->xs, a->ln2, &a->plan, H));
     const size_t per = (size_t)I * H;
     for (int e = 0; e < E; e++) {
         size_t r0 = (size_t)a->plan.offsets[e];
         int ne = a->plan.counts[e];
         if (load) load[e] += ne;
-        ffn_forward(a->ey + r0 * H, a->eg + r0 * I, a->eu + r0 * I, a->es + r0 * I, a->xs + r0 * H,
+        PROFILE(m, PHASE_EXPERTS, ffn_forward(a->ey + r0 * H, a->eg + r0 * I, a->eu + r0 * I, a->es + r0 * I, a->xs + r0 * H,
                     P + ly->experts_gate + e * per, P + ly->experts_up + e * per, P + ly->experts_down + e * per,
-                    ne, H, I);
+                    ne, H, I));
     }
     if (S > 0) {
-        ffn_forward(a->out, a->sg, a->su, a->ss, a->ln2, P + ly->shared_gate, P + ly->shared_up,
-                    P + ly->shared_down, N, H, S);
+        PROFILE(m, PHASE_DENSE_MLP, ffn_forward(a->out, a->sg, a->su, a->ss, a->ln2, P + ly->shared_gate, P + ly->shared_up,
+                    P + ly->shared_down, N, H, S));
         for (size_t i = 0; i < (size_t)N * H; i++) a->out[i] += a->xm[i];
     } else {
         memcpy(a->out, a->xm, (size_t)N * H * sizeof *a->out);
     }
-    moe_scatter_forward(a->out, a->ey, a->w, &a->plan, H);
+    PROFILE(m, PHASE_EXPERTS, moe_scatter_forward(a->out, a->ey, a->w, &a->plan, H));
     if (c->posttrain_seq_aux_alpha > 0 && bal) *bal += balance_loss(m, a, b, N);
 }
 
@@ -151,27 +151,27 @@ void mlp_backward(policy_model *m, int l, layer_acts *a, const model_batch *b, m
 
     memset(s->dln, 0, (size_t)N * H * sizeof(float));
     if (!ly->moe) {
-        ffn_backward(s->dln, G + ly->gate, G + ly->up, G + ly->down, s->dres, a->ln2, a->g, a->u, a->s,
-                     P + ly->gate, P + ly->up, P + ly->down, s->ffn, N, H, c->intermediate_size);
+        PROFILE(m, PHASE_DENSE_MLP, ffn_backward(s->dln, G + ly->gate, G + ly->up, G + ly->down, s->dres, a->ln2, a->g, a->u, a->s,
+                     P + ly->gate, P + ly->up, P + ly->down, s->ffn, N, H, c->intermediate_size));
     } else {
         const int E = c->n_routed_experts, K = c->num_experts_per_tok, I = c->moe_intermediate_size;
         const int S = I * c->n_shared_experts;
         const size_t per = (size_t)I * H;
         memset(s->dw, 0, (size_t)N * K * sizeof(float));
-        moe_scatter_backward(s->dey, s->dw, s->dres, a->ey, a->w, &a->plan, H);
+        PROFILE(m, PHASE_EXPERTS, moe_scatter_backward(s->dey, s->dw, s->dres, a->ey, a->w, &a->plan, H));
         memset(s->dxs, 0, (size_t)N * K * H * sizeof(float));
         for (int e = 0; e < E; e++) {
             size_t r0 = (size_t)a->plan.offsets[e];
-            ffn_backward(s->dxs + r0 * H, G + ly->experts_gate + e * per, G + ly->experts_up + e * per,
+            PROFILE(m, PHASE_EXPERTS, ffn_backward(s->dxs + r0 * H, G + ly->experts_gate + e * per, G + ly->experts_up + e * per,
                          G + ly->experts_down + e * per, s->dey + r0 * H, a->xs + r0 * H, a->eg + r0 * I,
                          a->eu + r0 * I, a->es + r0 * I, P + ly->experts_gate + e * per,
                          P + ly->experts_up + e * per, P + ly->experts_down + e * per, s->ffn, a->plan.counts[e], H,
-                         I);
+                         I));
         }
-        moe_gather_backward(s->dln, s->dxs, &a->plan, H);
+        PROFILE(m, PHASE_EXPERTS, moe_gather_backward(s->dln, s->dxs, &a->plan, H));
         if (S > 0)
-            ffn_backward(s->dln, G + ly->shared_gate, G + ly->shared_up, G + ly->shared_down, s->dres, a->ln2, a->sg,
-                         a->su, a->ss, P + ly->shared_gate, P + ly->shared_up, P + ly->shared_down, s->ffn, N, H, S);
+            PROFILE(m, PHASE_DENSE_MLP, ffn_backward(s->dln, G + ly->shared_gate, G + ly->shared_up, G + ly->shared_down, s->dres, a->ln2, a->sg,
+                         a->su, a->ss, P + ly->shared_gate, P + ly->shared_up, P + ly->shared_down, s->ffn, N, H, S));
 
         /* Routing weights → raw scores → router logits. */
         const float rsf = (float)c->routed_scaling_factor;
@@ -199,7 +199,7 @@ void mlp_backward(policy_model *m, int l, layer_acts *a, const model_batch *b, m
             }
         }
         for (size_t i = 0; i < (size_t)N * E; i++) s->dscores[i] *= a->scores[i] * (1.0f - a->scores[i]);
-        linear_backward(s->dln, G + ly->router, NULL, s->dscores, a->ln2, P + ly->router, N, H, E);
+        PROFILE(m, PHASE_ROUTER, linear_backward(s->dln, G + ly->router, NULL, s->dscores, a->ln2, P + ly->router, N, H, E));
     }
-    rmsnorm_backward(s->dres, G + ly->post_norm, s->dln, a->xm, P + ly->post_norm, a->rstd2, N, H);
+    PROFILE(m, PHASE_NORM, rmsnorm_backward(s->dres, G + ly->post_norm, s->dln, a->xm, P + ly->post_norm, a->rstd2, N, H));
 }

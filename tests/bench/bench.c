@@ -19,6 +19,7 @@
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
 #include "kernels/linear.h"
+#include "model/model.h"
 #include "tests/util/check.h"
 
 typedef void (*bench_fn)(void *ctx);
@@ -108,6 +109,107 @@ static void run_ce_bwd(void *p) {
     crossentropy_backward(c->dlogits, c->dlogp, NULL, c->logits, c->targets, c->lse, c->ent, c->N, c->V);
 }
 
+typedef struct model_ctx {
+    policy_model *m;
+    model_acts *a;
+    model_batch *b;
+    float *dlogp;
+    int backward;
+} model_ctx;
+
+static void run_model(void *p) {
+    model_ctx *c = p;
+    pt_error err = {0};
+    if (model_forward(c->m, c->a, c->b, &err) != PT_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    if (c->backward) {
+        double loss;
+        model_mean_nll(c->a, c->dlogp, &loss);
+        model_backward(c->m, c->a, c->dlogp, NULL, 1.0f);
+    }
+}
+
+/* Forward FLOPs per step of the policy, from active parameters and causal attention: 2 per
+ * multiply-add of every matrix a token passes through (K of E routed experts), plus
+ * 2·(qk + v)·heads per causal (query, key) pair. */
+static void model_flops(const model_config *c, int B, int T, double *matmul, double *attn) {
+    const double H = c->hidden_size, nh = c->num_attention_heads, dn = c->qk_nope_head_dim;
+    const double dr = c->qk_rope_head_dim, dv = c->v_head_dim, ql = c->q_lora_rank, kl = c->kv_lora_rank;
+    const double qk = dn + dr, mI = c->moe_intermediate_size, S = mI * c->n_shared_experts;
+    double per_token = 0.0;
+    const int layers = c->num_hidden_layers + c->num_nextn_predict_layers;
+    for (int l = 0; l < layers; l++) {
+        per_token += ql > 0 ? ql * H + nh * qk * ql : nh * qk * H;
+        per_token += (kl + dr) * H + nh * (dn + dv) * kl + H * nh * dv;
+        if (model_config_is_moe_layer(c, l))
+            per_token += c->n_routed_experts * H + c->num_experts_per_tok * 3.0 * mI * H + 3.0 * S * H;
+        else
+            per_token += 3.0 * c->intermediate_size * H;
+    }
+    per_token += (1 + c->num_nextn_predict_layers) * (double)c->vocab_size * H;
+    per_token += c->num_nextn_predict_layers * 2.0 * H * H;
+    *matmul = 2.0 * per_token * B * T;
+    *attn = (double)layers * B * nh * (T * (T + 1.0) / 2.0) * 2.0 * (qk + dv);
+}
+
+static void bench_model(double ceil_gflops) {
+    const char *path = PT_SOURCE_DIR "/examples/configs/tiny-moe.json";
+    model_config cfg;
+    pt_error err = {0};
+    policy_model m;
+    model_acts a;
+    if (model_config_load(&cfg, path, &err) != PT_OK || model_init(&m, &cfg, 1, &err) != PT_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    const int B = 16, T = 256, N = B * T;
+    if (model_acts_init(&a, &m, B, T, &err) != PT_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    int *ids = malloc(sizeof(int) * N), *targets = malloc(sizeof(int) * N);
+    float *dlogp = malloc(sizeof(float) * N);
+    rng r;
+    rng_init(&r, 1, 2);
+    for (int i = 0; i < N; i++) ids[i] = (int)rng_below(&r, (uint32_t)cfg.vocab_size);
+    for (int i = 0; i < N; i++) targets[i] = (i % T == T - 1) ? -1 : ids[i + 1];
+    model_batch b = {ids, targets, NULL, NULL, B, T, 1.0f};
+    model_ctx c = {&m, &a, &b, dlogp, 0};
+    double mm, at;
+    model_flops(&cfg, B, T, &mm, &at);
+    double tf = time_best(run_model, &c, 2, 0.5);
+    c.backward = 1;
+    double tb = time_best(run_model, &c, 2, 0.5);
+    double fl_f = mm + at, fl_b = 3.0 * mm + 3.5 * at;
+    printf("\n| policy (examples/configs/tiny-moe.json, 16 x 256 tokens, MTP on) | tokens/s | GFLOP/s | / sgemm ceiling |\n");
+    printf("|------------------------------------------------------------------|---------:|--------:|----------------:|\n");
+    printf("| forward                                                          | %8.0f | %7.1f | %15.2f |\n", N / tf,
+           fl_f / tf * 1e-9, fl_f / tf * 1e-9 / ceil_gflops);
+    printf("| forward + backward                                               | %8.0f | %7.1f | %15.2f |\n", N / tb,
+           fl_b / tb * 1e-9, fl_b / tb * 1e-9 / ceil_gflops);
+    printf("(%.2f GFLOP forward: %.0f%% matmul, %.0f%% attention)\n", fl_f * 1e-9, 100 * mm / fl_f, 100 * at / fl_f);
+
+    model_profile prof = {{0}};
+    m.profile = &prof;
+    double t0 = timer_now();
+    for (int i = 0; i < 3; i++) run_model(&c);
+    double total = timer_now() - t0, timed = 0.0;
+    m.profile = NULL;
+    printf("\n| forward + backward time by phase | share |\n|----------------------------------|------:|\n");
+    for (int p = 0; p < PHASE_COUNT; p++) {
+        if (p == PHASE_OTHER) continue;
+        timed += prof.seconds[p];
+        printf("| %-32s | %4.1f%% |\n", model_phase_name((model_phase)p), 100 * prof.seconds[p] / total);
+    }
+    printf("| %-32s | %4.1f%% |\n", "other (copies, residuals, losses)", 100 * (total - timed) / total);
+    free(ids), free(targets), free(dlogp);
+    model_acts_free(&a);
+    model_free(&m);
+    model_config_free(&cfg);
+}
+
 int main(void) {
     test_rng r;
     test_rng_seed(&r, 7);
@@ -190,5 +292,7 @@ int main(void) {
            bytes_b / tc_b * 1e-9 / ceil_gbs, c.N / tc_b);
     free(c.logits), free(c.dlogits), free(c.loss), free(c.logp), free(c.ent), free(c.lse), free(c.dlogp);
     free(c.targets);
+
+    bench_model(ceil_gflops);
     return 0;
 }
