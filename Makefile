@@ -113,7 +113,7 @@ TEST_LIBS := $(LDLIBS) $(shell pkg-config --libs criterion)
 $(BUILD)/tests/unit: $(TESTS:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
 	$(LINK) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
-$(BUILD)/tests/long: $(LONG:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
+$(BUILD)/long-tests: $(LONG:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
 	$(LINK) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
 $(BUILD)/bench: $(BENCH:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
@@ -124,8 +124,8 @@ $(BUILD)/bench: $(BENCH:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
 test: features $(BUILD)/tests/unit
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/unit $(ARGS)
 
-test-long: features $(BUILD)/tests/long
-	OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/long $(ARGS)
+test-long: features $(BUILD)/long-tests
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/long-tests $(ARGS)
 
 bench: features $(BUILD)/bench
 	$(BUILD)/bench $(ARGS)

@@ -119,8 +119,10 @@ pt_status model_config_copy(model_config *dst, const model_config *src, pt_error
 
 /* ---- the raw-text scanner (input already validated by cJSON) ---------------------------------- */
 
+/* cJSON treats every byte from 0x01 to 0x20 as whitespace; the scanner must agree, or a
+ * control byte before a value would make it lose that value's text (found by fuzzing). */
 static const char *skip_ws(const char *p) {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    while (*p && (unsigned char)*p <= 32) p++;
     return p;
 }
 
@@ -374,9 +376,7 @@ static pt_status parse_rope_block(model_config *cfg, const cJSON *block, const c
         if (dst) {
             /* transformers treats null like absence (it tests `is None` or truthiness). */
             if (cJSON_IsNull(item)) continue;
-            PT_TRY(get_double(dst, item, NULL, field, c));
-            if (dst == &cfg->rope.beta_fast && *dst == 0) *dst = 32; /* `get("beta_fast") or 32` */
-            if (dst == &cfg->rope.beta_slow && *dst == 0) *dst = 1;
+            PT_TRY(get_double(dst, item, NULL, field, c)); /* beta 0 → default: see parse_members */
         } else if (strcmp(k, "truncate") == 0) {
             if (cJSON_IsNull(item)) continue;
             PT_TRY(get_bool(&cfg->rope.truncate, item, NULL, field, c));
@@ -609,6 +609,7 @@ static pt_status parse_members(model_config *cfg, const cJSON *root, const span 
         cfg->rope.rope_theta = top_theta->valuedouble;
     }
     if (cfg->rope.type == MODEL_ROPE_YARN) {
+        /* transformers: `get("beta_fast") or 32`, so absent, null and 0 all mean the default */
         if (cfg->rope.beta_fast == 0) cfg->rope.beta_fast = 32;
         if (cfg->rope.beta_slow == 0) cfg->rope.beta_slow = 1;
         if (!orig_max_set) cfg->rope.original_max_position_embeddings = cfg->max_position_embeddings;
@@ -844,6 +845,28 @@ typedef struct out_member {
     cJSON *value;
 } out_member;
 
+/* cJSON_Print indents with tabs and writes `"key":\tvalue`; json.dumps(indent=2), which
+ * transformers uses, writes two spaces and `"key": value`. Every tab in cJSON's output is
+ * whitespace (tabs inside strings are escaped, and kept raw values are valid JSON), so each can be
+ * rewritten. Returns a malloc'ed copy, or NULL when out of memory. */
+static char *indent_like_python(const char *text) {
+    size_t tabs = 0, n = strlen(text);
+    for (size_t i = 0; i < n; i++) tabs += text[i] == '\t';
+    char *out = malloc(n + tabs + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] != '\t') {
+            out[o++] = text[i];
+        } else {
+            out[o++] = ' ';
+            if (i == 0 || text[i - 1] != ':') out[o++] = ' ';
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static int member_cmp(const void *a, const void *b) {
     return strcmp(((const out_member *)a)->key, ((const out_member *)b)->key);
 }
@@ -984,7 +1007,9 @@ pt_status model_config_to_json(char **out, const model_config *cfg, pt_error *er
                 all[i].value = NULL; /* owned by root now */
             }
             for (size_t i = 0; i < n; i++) m[i].value = NULL;
-            *out = cJSON_Print(root);
+            char *printed = cJSON_Print(root);
+            *out = printed ? indent_like_python(printed) : NULL;
+            cJSON_free(printed);
             ok = *out != NULL;
         } else {
             for (size_t i = n; i < total; i++) cJSON_Delete(all[i].value);
