@@ -116,7 +116,7 @@ $(BUILD)/tests/unit: $(TESTS:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB
 $(BUILD)/long-tests: $(LONG:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
 	$(LINK) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
-$(BUILD)/bench: $(BENCH:%.c=$(BUILD)/%.o) $(TESTLIB:%.c=$(BUILD)/%.o) $(LIB)
+$(BUILD)/bench: $(BENCH:%.c=$(BUILD)/%.o) $(BUILD)/tests/util/check.o $(LIB)
 	$(LINK) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root; OMP threads are capped so Criterion's parallel workers
