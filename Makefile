@@ -83,6 +83,7 @@ all: features $(BIN)
 
 features:
 	@if [ "$(CUDA)" = 1 ]; then echo "  ✓ CUDA       $$($(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p') (sm_90, cuBLAS, cuBLASLt)"; \
+	 elif [ "$(SANITIZE)" = 1 ]; then echo "  ✗ CUDA       off in sanitizer builds"; \
 	 else echo "  ✗ CUDA       nvcc not found (CPU build only; set CUDA=1 and NVCC=... to force)"; fi
 	@echo "  ✓ OpenMP     $(CC) -fopenmp"
 	@if [ "$(SANITIZE)" = 1 ]; then echo "  ✓ sanitizers ASan + UBSan"; fi

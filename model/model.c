@@ -263,6 +263,74 @@ void model_acts_free(model_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* ---- inference MLP ---------------------------------------------------------------------- */
+
+struct model_mlp_ws {
+    layer_acts a;
+    arena mem;
+    int max_rows;
+};
+
+pt_status model_mlp_ws_init(model_mlp_ws **out, const policy_model *m, int max_rows, pt_error *err) {
+    const model_config *c = &m->cfg;
+    model_mlp_ws *w = calloc(1, sizeof *w);
+    PT_CHECK_ALLOC(w, err, sizeof *w);
+    const size_t N = (size_t)max_rows;
+    const int H = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+    const int I = c->intermediate_size, mI = c->moe_intermediate_size, S = mI * c->n_shared_experts;
+    layer_acts *y = &w->a;
+    slots t = {0};
+#define F(ptr, count) slot(&t, &(ptr), (size_t)(count), sizeof(float))
+#define I32(ptr, count) slot(&t, &(ptr), (size_t)(count), sizeof(int))
+    F(y->ln2, N * H);
+    F(y->rstd2, N);
+    F(y->g, N * I);
+    F(y->u, N * I);
+    F(y->s, N * I);
+    if (E > 0) {
+        F(y->scores, N * E);
+        F(y->choice, N * E);
+        I32(y->idx, N * K);
+        F(y->w, N * K);
+        F(y->wsum, N);
+        I32(y->plan_buf, moe_plan_ints((int)N, E, K));
+        F(y->xs, N * K * H);
+        F(y->eg, N * K * mI);
+        F(y->eu, N * K * mI);
+        F(y->es, N * K * mI);
+        F(y->ey, N * K * H);
+        F(y->sg, N * S);
+        F(y->su, N * S);
+        F(y->ss, N * S);
+    }
+#undef F
+#undef I32
+    pt_status st = t.oom ? error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory for the MLP workspace")
+                         : arena_init(&w->mem, t.s, t.n, err);
+    free(t.s);
+    if (st != PT_OK) {
+        free(w);
+        return st;
+    }
+    w->max_rows = max_rows;
+    *out = w;
+    return PT_OK;
+}
+
+void model_mlp_ws_free(model_mlp_ws *w) {
+    if (!w) return;
+    arena_free(&w->mem);
+    free(w);
+}
+
+void model_mlp_infer(const policy_model *m, int layer, model_mlp_ws *w, float *out, const float *x, int N,
+                     int *load) {
+    model_batch b = {NULL, NULL, NULL, NULL, 1, N, 1.0f};
+    w->a.xm = (float *)x; /* read only: mlp_forward does not write xm */
+    w->a.out = out;
+    mlp_forward(m, layer, &w->a, &b, NULL, load);
+}
+
 /* ---- forward ---------------------------------------------------------------------------- */
 
 static void layer_forward(const policy_model *m, model_acts *a, int l, const model_batch *b) {
@@ -279,7 +347,7 @@ static void head_forward(const policy_model *m, float *logits, float *lse, float
         float inv = 1.0f / temperature;
         for (size_t i = 0; i < (size_t)N * V; i++) logits[i] *= inv;
     }
-    PROFILE(m, PHASE_SOFTMAX_CE, crossentropy_forward(NULL, logp, entropy, lse, logits, targets, NULL, N, V));
+    if (targets) PROFILE(m, PHASE_SOFTMAX_CE, crossentropy_forward(NULL, logp, entropy, lse, logits, targets, NULL, N, V));
 }
 
 /* Does position t have a token k places ahead in its own sequence? */

@@ -112,6 +112,16 @@ void model_backward(policy_model *m, model_acts *a, const float *dlogp, const fl
  * the SFT loss. Returns the number of counted positions. */
 int model_mean_nll(const model_acts *a, float *dlogp, double *loss);
 
+/* Inference-only MLP half of a decoder layer for N rows (the rollout engine's decode path):
+ * out (N, H) (=) x + mlp_l(RMSNorm(x)), dense or DeepSeekMoE exactly as the training forward
+ * computes it, without saving anything for a backward. out must not alias x. load (E), when
+ * not NULL, accumulates tokens per routed expert. */
+typedef struct model_mlp_ws model_mlp_ws;
+pt_status model_mlp_ws_init(model_mlp_ws **ws, const policy_model *m, int max_rows, pt_error *err);
+void model_mlp_ws_free(model_mlp_ws *ws);
+void model_mlp_infer(const policy_model *m, int layer, model_mlp_ws *ws, float *out, const float *x, int N,
+                     int *load);
+
 /* Expert load of one layer in the last forward (for metrics). max_over_mean is 1 when perfectly
  * balanced; DeepSeekMoE as implemented here never drops tokens, so there is no dropped share. */
 typedef struct expert_load_stats {
