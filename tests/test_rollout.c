@@ -6,6 +6,7 @@
  * stale cache entry or a wrong latent block moves logits far beyond it.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,4 +176,161 @@ Test(rollout, shared_prefix_and_mixed_batches_match_training_forward) {
     teardown(&f);
     free(want_a), free(want_b), free(want_c);
     model_free(&m);
+}
+
+/* ---- the engine ------------------------------------------------------------------------- */
+
+#include <omp.h>
+
+#include "rollout/engine.h"
+
+enum { NPROMPT = 3, G = 4 };
+
+typedef struct gen_fixture {
+    policy_model m;
+    int prompt_ids[NPROMPT][9];
+    rollout_prompt prompts[NPROMPT];
+} gen_fixture;
+
+static void gen_setup(gen_fixture *f) {
+    load_fixture(&f->m, "tiny_qlora");
+    const int lens[NPROMPT] = {5, 9, 3};
+    for (int p = 0; p < NPROMPT; p++) {
+        for (int i = 0; i < lens[p]; i++) f->prompt_ids[p][i] = (17 * i + 5 * p + 2) % f->m.cfg.vocab_size;
+        f->prompts[p] = (rollout_prompt){f->prompt_ids[p], lens[p], 100 + p};
+    }
+}
+
+static rollout_config gen_config(void) {
+    rollout_config c = rollout_config_default();
+    c.num_generations = G;
+    c.max_completion_length = 12;
+    c.block_tokens = 4;
+    c.prefill_chunk = 4; /* prompts of 5 and 9 tokens take several prefill steps */
+    c.max_live = NPROMPT * G;
+    c.max_cached_tokens = 4096;
+    c.seed = 7;
+    c.sampling.temperature = 0.8f;
+    c.sampling.top_p = 0.95f;
+    return c;
+}
+
+static void generate(rollout_completion *out, const gen_fixture *f, const rollout_config *c, rollout_stats *st) {
+    rollout_engine e;
+    pt_error err = {0};
+    cr_assert_eq(rollout_engine_init(&e, &f->m, NULL, c, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(rollout_generate(&e, f->prompts, NPROMPT, out, st, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(e.cache.nfree, e.cache.nblocks, "every cache block is returned");
+    rollout_engine_free(&e);
+}
+
+static void expect_same_completions(const rollout_completion *a, const rollout_completion *b, const char *what) {
+    for (int i = 0; i < NPROMPT * G; i++) {
+        cr_assert_eq(a[i].len, b[i].len, "%s: completion %d has %d tokens vs %d", what, i, a[i].len, b[i].len);
+        cr_assert_eq(memcmp(a[i].ids, b[i].ids, sizeof(int) * (size_t)a[i].len), 0, "%s: completion %d differs", what,
+                     i);
+        double worst;
+        cr_assert_eq(compare_close(a[i].logprobs, b[i].logprobs, (size_t)a[i].len, 1e-5, 1e-5, &worst), -1,
+                     "%s: logprobs of completion %d differ", what, i);
+    }
+}
+
+Test(rollout_engine, logprobs_equal_the_training_forward) {
+    gen_fixture f;
+    gen_setup(&f);
+    rollout_config c = gen_config();
+    rollout_completion out[NPROMPT * G];
+    rollout_stats st;
+    generate(out, &f, &c, &st);
+    cr_assert_eq(st.generated_tokens, NPROMPT * G * 12, "no EOS configured: every completion runs to the limit");
+    int distinct = 0;
+    for (int i = 0; i < NPROMPT * G; i++) {
+        const rollout_prompt *p = &f.prompts[i / G];
+        cr_assert_eq(out[i].finish, FINISH_LENGTH);
+        int T = p->len + out[i].len, ids[32], targets[32];
+        memcpy(ids, p->ids, sizeof(int) * (size_t)p->len);
+        memcpy(ids + p->len, out[i].ids, sizeof(int) * (size_t)out[i].len);
+        for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? ids[t + 1] : -1;
+        model_acts a;
+        pt_error err = {0};
+        cr_assert_eq(model_acts_init(&a, &f.m, 1, T, &err), PT_OK);
+        model_batch b = {ids, targets, NULL, NULL, 1, T, c.sampling.temperature};
+        cr_assert_eq(model_forward(&f.m, &a, &b, &err), PT_OK, "%s", err.msg);
+        for (int k = 0; k < out[i].len; k++) {
+            float want = a.logp[p->len - 1 + k], got = out[i].logprobs[k];
+            cr_assert(fabsf(got - want) <= 1e-4f + 1e-4f * fabsf(want),
+                      "completion %d token %d: rollout logprob %g, training forward %g", i, k, got, want);
+        }
+        model_acts_free(&a);
+        if (i % G && memcmp(out[i].ids, out[i - 1].ids, sizeof(int) * 12) != 0) distinct++;
+    }
+    cr_assert_gt(distinct, NPROMPT, "samples of a group must differ (independent random streams)");
+    rollout_completions_free(out, NPROMPT * G);
+    model_free(&f.m);
+}
+
+Test(rollout_engine, completions_do_not_depend_on_batching_threads_sharing_or_budget) {
+    gen_fixture f;
+    gen_setup(&f);
+    rollout_config c = gen_config();
+    rollout_completion ref[NPROMPT * G], other[NPROMPT * G];
+    rollout_stats st_ref, st;
+    generate(ref, &f, &c, &st_ref);
+
+    rollout_config one = c;
+    one.max_live = G; /* one group at a time */
+    generate(other, &f, &one, &st);
+    expect_same_completions(ref, other, "one group at a time");
+    cr_assert_eq(st.peak_live, G);
+    rollout_completions_free(other, NPROMPT * G);
+
+    rollout_config noshare = c;
+    noshare.share_prefix = 0;
+    generate(other, &f, &noshare, &st);
+    expect_same_completions(ref, other, "without prefix sharing");
+    rollout_completions_free(other, NPROMPT * G);
+
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(threads > 1 ? 1 : 2);
+    generate(other, &f, &c, &st);
+    omp_set_num_threads(threads);
+    expect_same_completions(ref, other, "another thread count");
+    rollout_completions_free(other, NPROMPT * G);
+
+    /* A budget that holds one group: the others wait in the queue instead of failing. */
+    rollout_config tight = c;
+    tight.max_cached_tokens = 4 * (3 + G * 6); /* the 9-token prompt's group needs 3 + 4·(6 − 2) blocks */
+    generate(other, &f, &tight, &st);
+    expect_same_completions(ref, other, "a tight memory budget");
+    cr_assert_leq(st.peak_cached_tokens, tight.max_cached_tokens);
+    cr_assert_lt(st.peak_live, NPROMPT * G, "the budget must have queued work");
+    rollout_completions_free(other, NPROMPT * G);
+    rollout_completions_free(ref, NPROMPT * G);
+    model_free(&f.m);
+}
+
+Test(rollout_engine, eos_and_length_finish_reasons) {
+    gen_fixture f;
+    gen_setup(&f);
+    rollout_config c = gen_config();
+    c.sampling.temperature = 0.0f; /* greedy: the same continuation for every sample */
+    rollout_completion out[NPROMPT * G];
+    rollout_stats st;
+    generate(out, &f, &c, &st);
+    for (int i = 1; i < G; i++) cr_assert_eq(memcmp(out[i].ids, out[0].ids, sizeof(int) * 12), 0);
+    /* Stop on the token that greedy decoding of prompt 0 emits fourth (first occurrence). */
+    int eos = out[0].ids[3], first = 3;
+    for (int k = 0; k < 3; k++)
+        if (out[0].ids[k] == eos) first = k;
+    rollout_completions_free(out, NPROMPT * G);
+    c.eos_ids = &eos;
+    c.n_eos = 1;
+    generate(out, &f, &c, &st);
+    cr_assert_eq(out[0].len, first + 1, "stops right after the EOS token");
+    cr_assert_eq(out[0].finish, FINISH_STOP);
+    cr_assert_eq(out[0].ids[first], eos);
+    for (int i = 0; i < NPROMPT * G; i++)
+        cr_assert(out[i].finish == FINISH_STOP ? out[i].ids[out[i].len - 1] == eos : out[i].len == 12);
+    rollout_completions_free(out, NPROMPT * G);
+    model_free(&f.m);
 }

@@ -1,0 +1,225 @@
+/* tasks.c — what the built-in tasks share: names and difficulty ranges, the per-candidate random
+ * stream, the content-hash split, duplicate removal and the JSONL files. The generators live in
+ * task_countdown.c, task_arithmetic.c and task_instructions.c. See tasks.h for the invariants.
+ */
+#include "datasets/tasks.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const KIND_NAMES[] = {"countdown", "arithmetic", "instructions"};
+static const int KIND_MAX_DIFFICULTY[] = {4, 5, 3};
+static const int KIND_DEFAULT_DIFFICULTY[] = {2, 2, 2};
+
+void task_text_printf(task_text *t, const char *fmt, ...) {
+    if (t->overflow) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, sizeof t->buf - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof t->buf - t->len) {
+        t->overflow = true;
+        t->buf[t->len] = 0;
+        return;
+    }
+    t->len += (size_t)n;
+}
+
+pt_status task_kind_parse(task_kind *out, const char *name, pt_error *err) {
+    for (int k = 0; k < 3; k++)
+        if (name && strcmp(name, KIND_NAMES[k]) == 0) {
+            *out = (task_kind)k;
+            return PT_OK;
+        }
+    PT_FAIL(err, PT_ERR_CONFIG, "unknown task \"%s\"; the built-in tasks are countdown, arithmetic, instructions",
+            name ? name : "(null)");
+}
+
+const char *task_kind_name(task_kind kind) { return (unsigned)kind < 3 ? KIND_NAMES[kind] : "?"; }
+int task_difficulty_max(task_kind kind) { return (unsigned)kind < 3 ? KIND_MAX_DIFFICULTY[kind] : 0; }
+int task_difficulty_default(task_kind kind) { return (unsigned)kind < 3 ? KIND_DEFAULT_DIFFICULTY[kind] : 0; }
+
+/* FNV-1a 64 (offset basis 14695981039346656037, prime 1099511628211). */
+static uint64_t fnv1a64(const char *s) {
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+task_split task_split_of(const char *key) {
+    return fnv1a64(key) % TASK_EVAL_MODULUS == 0 ? TASK_SPLIT_EVAL : TASK_SPLIT_TRAIN;
+}
+
+void task_example_free(task_example *ex) {
+    cJSON_Delete(ex->record);
+    free(ex->key);
+    ex->record = NULL;
+    ex->key = NULL;
+}
+
+pt_status task_candidate(task_example *out, task_kind kind, uint64_t seed, int difficulty, uint64_t j, pt_error *err) {
+    out->record = NULL;
+    out->key = NULL;
+    PT_CHECK((unsigned)kind < 3, err, PT_ERR_INVALID, "task kind %d is not a built-in task", (int)kind);
+    if (difficulty < 1 || difficulty > task_difficulty_max(kind))
+        PT_FAIL(err, PT_ERR_CONFIG, "difficulty %d is out of range for %s: use 1..%d", difficulty, task_kind_name(kind),
+                task_difficulty_max(kind));
+    uint64_t ids[4] = {TASK_STREAM_TAG, (uint64_t)kind, (uint64_t)difficulty, j};
+    rng r;
+    rng_init(&r, seed, rng_stream_id(ids, 4));
+    switch (kind) {
+    case TASK_COUNTDOWN: return task_countdown_generate(out, &r, difficulty, err);
+    case TASK_ARITHMETIC: return task_arithmetic_generate(out, &r, difficulty, err);
+    case TASK_INSTRUCTIONS: return task_instructions_generate(out, &r, difficulty, err);
+    }
+    PT_FAIL(err, PT_ERR_INTERNAL, "unreachable task kind %d", (int)kind);
+}
+
+/* ----------------------------------------------------------------- duplicate removal */
+
+/* An open-addressing set of 64-bit key hashes (0 marks an empty slot; hash 0 is stored as 1). */
+typedef struct hash_set {
+    uint64_t *slots; /* (cap) */
+    size_t cap, n;
+} hash_set;
+
+static size_t slot_of(uint64_t h, size_t cap) { return (size_t)((h * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1); }
+
+/* Inserts h; *added = false when it was already there. */
+static pt_status hash_set_add(hash_set *s, uint64_t h, bool *added, pt_error *err) {
+    if (h == 0) h = 1;
+    if (2 * (s->n + 1) > s->cap) {
+        size_t ncap = s->cap ? 2 * s->cap : 1024;
+        uint64_t *ns = calloc(ncap, sizeof *ns);
+        PT_CHECK_ALLOC(ns, err, ncap * sizeof *ns);
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slots[i]) continue;
+            size_t k = slot_of(s->slots[i], ncap);
+            while (ns[k]) k = (k + 1) & (ncap - 1);
+            ns[k] = s->slots[i];
+        }
+        free(s->slots);
+        s->slots = ns;
+        s->cap = ncap;
+    }
+    size_t k = slot_of(h, s->cap);
+    while (s->slots[k] && s->slots[k] != h) k = (k + 1) & (s->cap - 1);
+    *added = s->slots[k] == 0;
+    if (*added) {
+        s->slots[k] = h;
+        s->n++;
+    }
+    return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ generation */
+
+pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx, size_t *candidates, pt_error *err) {
+    if (candidates) *candidates = 0;
+    int difficulty = opts->difficulty ? opts->difficulty : task_difficulty_default(opts->kind);
+    if (opts->n + opts->eval_n == 0) PT_FAIL(err, PT_ERR_CONFIG, "nothing to generate: --n and --eval-n are both 0");
+    /* Give up when TASK_STALL_LIMIT candidates in a row added nothing to a split that still needs
+     * examples: the content space is (nearly) exhausted. A healthy run never stalls that long: the
+     * held-out split takes 1 candidate in TASK_EVAL_MODULUS, and 0.9^2000 is ~1e-92. */
+    size_t want[2] = {opts->n, opts->eval_n}, have[2] = {0, 0};
+    hash_set seen[2] = {{0}, {0}};
+    pt_status st = PT_OK;
+    size_t j = 0, stall = 0;
+    for (; (have[0] < want[0] || have[1] < want[1]) && stall < TASK_STALL_LIMIT; j++) {
+        task_example ex;
+        st = task_candidate(&ex, opts->kind, opts->seed, difficulty, j, err);
+        if (st != PT_OK) break;
+        task_split split = task_split_of(ex.key);
+        bool added = false;
+        if (have[split] < want[split]) st = hash_set_add(&seen[split], fnv1a64(ex.key), &added, err);
+        if (st == PT_OK && added) {
+            char *line = cJSON_PrintUnformatted(ex.record);
+            if (!line) st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory printing an example");
+            if (st == PT_OK) st = emit(ctx, split, line, strlen(line), err);
+            free(line);
+            have[split]++;
+        }
+        stall = added ? 0 : stall + 1;
+        task_example_free(&ex);
+        if (st != PT_OK) break;
+    }
+    free(seen[0].slots);
+    free(seen[1].slots);
+    if (candidates) *candidates = j;
+    if (st != PT_OK) return st;
+    if (have[0] < want[0] || have[1] < want[1])
+        PT_FAIL(err, PT_ERR_CONFIG,
+                "%s at difficulty %d: only %zu distinct train and %zu held-out problems among %zu candidates "
+                "(asked for %zu and %zu); ask for fewer or raise --difficulty",
+                task_kind_name(opts->kind), difficulty, have[0], have[1], j, want[0], want[1]);
+    return PT_OK;
+}
+
+/* ----------------------------------------------------------------------------- files */
+
+typedef struct file_sink {
+    FILE *f[2];
+    const char *path[2];
+} file_sink;
+
+static pt_status sink_emit(void *ctx, task_split split, const char *line, size_t len, pt_error *err) {
+    file_sink *s = ctx;
+    FILE *f = s->f[split];
+    if (fwrite(line, 1, len, f) != len || fputc('\n', f) == EOF)
+        PT_FAIL(err, PT_ERR_IO, "%s: write failed: %s", s->path[split], strerror(errno));
+    return PT_OK;
+}
+
+/* Flushes, fsyncs and closes f; then renames tmp to path. */
+static pt_status finish_file(FILE *f, const char *tmp, const char *path, pt_error *err) {
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int e = errno;
+    bad |= fclose(f) != 0;
+    if (bad) PT_FAIL(err, PT_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
+    PT_CHECK_ERRNO(rename(tmp, path), err, "renaming %s to %s", tmp, path);
+    return PT_OK;
+}
+
+pt_status task_write_jsonl(const task_make_opts *opts, const char *out, const char *eval_out, pt_error *err) {
+    if (!out && opts->n > 0) PT_FAIL(err, PT_ERR_CONFIG, "--out is required for %zu train examples", opts->n);
+    if (!eval_out && opts->eval_n > 0)
+        PT_FAIL(err, PT_ERR_CONFIG, "--eval-out is required for %zu held-out examples (--eval-n)", opts->eval_n);
+    if (out && eval_out && strcmp(out, eval_out) == 0)
+        PT_FAIL(err, PT_ERR_CONFIG, "--out and --eval-out are the same file (%s)", out);
+    const char *path[2] = {opts->n ? out : NULL, opts->eval_n ? eval_out : NULL};
+    char *tmp[2] = {NULL, NULL};
+    file_sink sink = {{NULL, NULL}, {path[0], path[1]}};
+    pt_status st = PT_OK;
+    for (int s = 0; s < 2 && st == PT_OK; s++) {
+        if (!path[s]) continue;
+        size_t n = strlen(path[s]) + 32;
+        tmp[s] = malloc(n);
+        if (!tmp[s]) {
+            st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
+            break;
+        }
+        snprintf(tmp[s], n, "%s.tmp.%ld", path[s], (long)getpid());
+        sink.f[s] = fopen(tmp[s], "wb");
+        if (!sink.f[s])
+            st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "%s: cannot create: %s (is the folder there?)",
+                           path[s], strerror(errno));
+    }
+    if (st == PT_OK) st = task_generate(opts, sink_emit, &sink, NULL, err);
+    for (int s = 0; s < 2; s++) {
+        if (!sink.f[s]) continue;
+        if (st == PT_OK) {
+            st = finish_file(sink.f[s], tmp[s], path[s], err);
+        } else {
+            fclose(sink.f[s]);
+        }
+        sink.f[s] = NULL;
+    }
+    for (int s = 0; s < 2; s++) {
+        if (tmp[s] && st != PT_OK) unlink(tmp[s]);
+        free(tmp[s]);
+    }
+    return st;
+}
