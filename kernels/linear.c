@@ -6,14 +6,16 @@
  *   dinp[n,c] += Σ_o dout[n,o]·W[o,c]          (dout · W,   one sgemm)
  *   dW[o,c]   += Σ_n dout[n,o]·inp[n,c]        (doutᵀ · inp, one sgemm)
  *   db[o]     += Σ_n dout[n,o]
- * Invariants: all buffers row-major and dense; backward only ever accumulates (beta = 1), so
+ * GEMMs go through gemm_rows (kernels/gemm.h): single-threaded BLAS on row blocks per OpenMP
+ * thread. Invariants: all buffers row-major and dense; backward only ever accumulates (beta = 1), so
  * gradient accumulation across micro-batches is the caller's zeroing policy, not ours. The bias
  * sum runs over rows in a fixed order per output channel, so results do not depend on the
  * thread count. Dimensions are ints (BLAS takes ints); offsets are computed in size_t.
  */
 #include "kernels/linear.h"
 
-#include <cblas.h>
+#include "kernels/gemm.h"
+
 #include <stddef.h>
 #include <string.h>
 
@@ -32,8 +34,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
         if (!bias) memset(out, 0, n * oc * sizeof(float));
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out,
-                OC);
+    gemm_rows(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
 }
 
 /* Column blocks for the bias reduction: each thread owns whole output channels, so the sum
@@ -44,11 +45,9 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
                      const float *weight, int N, int C, int OC) {
     if (N <= 0 || OC <= 0) return;
     if (C > 0 && dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f,
-                    dinp, C);
+        gemm_rows(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     if (C > 0 && dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                    dweight, C);
+        gemm_rows(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
         size_t n = (size_t)N, oc = (size_t)OC;
         size_t nblocks = (oc + LINEAR_BIAS_BLOCK - 1) / LINEAR_BIAS_BLOCK;

@@ -1,12 +1,12 @@
 /* decode.c — the absorbed MLA step of decode.h. */
 #include "rollout/decode.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "kernels/embedding.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -111,8 +111,8 @@ void decode_step(decode_ws *w, const policy_model *m, latent_cache *c, cache_seq
         /* Absorb W_UK into the queries: qlat[:, h] = q_nope[:, h] · W_UK_h. */
         const float *kvb = P + ly->kv_b;
         for (int h = 0; h < nh; h++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, kl, dn, 1.0f, w->q + (size_t)h * qk, nh * qk,
-                        kvb + (size_t)h * (dn + dv) * kl, kl, 0.0f, w->qlat + (size_t)h * kl, nh * kl);
+            gemm_rows(CblasNoTrans, CblasNoTrans, M, kl, dn, 1.0f, w->q + (size_t)h * qk, nh * qk,
+                      kvb + (size_t)h * (dn + dv) * kl, kl, 0.0f, w->qlat + (size_t)h * kl, nh * kl);
 #pragma omp parallel for schedule(dynamic)
         for (int ih = 0; ih < M * nh; ih++) {
             int i = ih / nh;
@@ -122,8 +122,8 @@ void decode_step(decode_ws *w, const policy_model *m, latent_cache *c, cache_seq
         }
         /* Values from the latent: att[:, h] = lat[:, h] · W_UV_hᵀ. */
         for (int h = 0; h < nh; h++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, dv, kl, 1.0f, w->lat + (size_t)h * kl, nh * kl,
-                        kvb + ((size_t)h * (dn + dv) + dn) * kl, kl, 0.0f, w->att + (size_t)h * dv, nh * dv);
+            gemm_rows(CblasNoTrans, CblasTrans, M, dv, kl, 1.0f, w->lat + (size_t)h * kl, nh * kl,
+                      kvb + ((size_t)h * (dn + dv) + dn) * kl, kl, 0.0f, w->att + (size_t)h * dv, nh * dv);
         linear_forward(w->xm, w->att, P + ly->o_proj, NULL, M, nh * dv, H);
         for (size_t j = 0; j < (size_t)M * H; j++) w->xm[j] += w->x[j];
         model_mlp_infer(m, l, w->mlp, w->x, w->xm, M, NULL);
