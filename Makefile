@@ -59,6 +59,8 @@ CLI_SRCS := $(wildcard cli/*.c)
 TESTS    ?= $(wildcard tests/test_*.c)
 LONG     := $(wildcard tests/long/test_*.c)
 TESTLIB  := $(wildcard tests/util/*.c)
+# Reward plugins the tests dlopen (built beside the test binary).
+PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 BENCH    := $(wildcard tests/bench/*.c)
 CU_SRCS  := $(wildcard kernels/cuda/*.cu)
 
@@ -122,7 +124,11 @@ $(BUILD)/bench: $(BENCH:%.c=$(BUILD)/%.o) $(BUILD)/tests/util/check.o $(LIB)
 
 # Tests run from the repository root; OMP threads are capped so Criterion's parallel workers
 # do not oversubscribe a small machine. ARGS passes options to Criterion (e.g. --filter).
-test: features $(BUILD)/tests/unit
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c $(wildcard rewards/plugin_abi.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Wshadow -O2 -fPIC -shared -I. -o $@ $<
+
+test: features $(BUILD)/tests/unit $(PLUGINS)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/unit $(ARGS)
 
 test-long: features $(BUILD)/long-tests

@@ -11,6 +11,7 @@ typedef struct cli_command {
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 

@@ -8,6 +8,7 @@ static const cli_command COMMANDS[] = {
     {"info", "show how this binary was built and which backends it can use", cmd_info},
     {"init", "write a randomly initialised model folder from a config.json", cmd_init},
     {"logits", "run one forward pass over token ids and write the logits", cmd_logits},
+    {"generate", "sample completions (G per prompt) with the rollout engine; chat on a terminal", cmd_generate},
     {"data", "make built-in task data (countdown, arithmetic, instructions) or inspect a JSONL file", cmd_data},
     {"tokenizer", "train a byte-level BPE tokenizer, or encode / decode with one", cmd_tokenizer},
 };

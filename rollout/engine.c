@@ -1,6 +1,7 @@
 /* engine.c — scheduling, sampling and bookkeeping of the rollout engine (see engine.h). */
 #include "rollout/engine.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ pt_status rollout_engine_init(rollout_engine *e, const policy_model *m, const to
         PT_FAIL(err, PT_ERR_CONFIG,
                 "rollout: num_generations, max_completion_length, max_live, block_tokens, prefill_chunk and "
                 "max_cached_tokens must be positive");
+    if (cfg->vocab_limit < 0 || cfg->vocab_limit > m->cfg.vocab_size)
+        PT_FAIL(err, PT_ERR_CONFIG, "rollout: vocab_limit %d is outside [0, vocab_size %d]", cfg->vocab_limit,
+                m->cfg.vocab_size);
     if (cfg->n_stop > 0 && !tok)
         PT_FAIL(err, PT_ERR_CONFIG, "rollout: stop strings need a tokenizer to decode completions");
     PT_TRY(sampler_config_check(&cfg->sampling, err));
@@ -134,9 +138,12 @@ static pt_status append_token(rollout_engine *e, slot *s, int token, float logpr
     return PT_OK;
 }
 
-static pt_status sample_next(rollout_engine *e, slot *s, const float *logits, const rollout_prompt *p, int *done,
+static pt_status sample_next(rollout_engine *e, slot *s, float *logits, const rollout_prompt *p, int *done,
                              pt_error *err) {
     rollout_completion *o = s->out;
+    const int V = e->m->cfg.vocab_size, lim = e->cfg.vocab_limit;
+    if (lim > 0 && lim < V)
+        for (int v = lim; v < V; v++) logits[v] = -INFINITY; /* padded rows the tokenizer cannot decode */
     sampler_history h = {(const int32_t *)p->ids, (size_t)p->len, (const int32_t *)o->ids, (size_t)o->len};
     rng_seek(&s->r, (uint64_t)o->len);
     int token;

@@ -40,6 +40,8 @@ typedef struct rollout_config {
     int n_eos;
     const char *const *stop_strings; /* stop on any of these decoded strings (needs a tokenizer) */
     int n_stop;
+    int vocab_limit;           /* sample only ids below this (the tokenizer's size when the model's
+                                  vocabulary is padded beyond it); 0: the model's vocab_size */
 } rollout_config;
 
 rollout_config rollout_config_default(void);

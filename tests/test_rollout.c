@@ -334,3 +334,23 @@ Test(rollout_engine, eos_and_length_finish_reasons) {
     rollout_completions_free(out, NPROMPT * G);
     model_free(&f.m);
 }
+
+Test(rollout_engine, never_samples_ids_beyond_the_vocab_limit) {
+    gen_fixture f;
+    gen_setup(&f);
+    rollout_config c = gen_config();
+    c.sampling.temperature = 5.0f; /* nearly uniform: ids near the top would be drawn often */
+    c.vocab_limit = f.m.cfg.vocab_size - 40;
+    rollout_completion out[NPROMPT * G];
+    rollout_stats st;
+    generate(out, &f, &c, &st);
+    int top = 0;
+    for (int i = 0; i < NPROMPT * G; i++)
+        for (int k = 0; k < out[i].len; k++) {
+            cr_assert_lt(out[i].ids[k], c.vocab_limit, "completion %d token %d is id %d", i, k, out[i].ids[k]);
+            if (out[i].ids[k] > top) top = out[i].ids[k];
+        }
+    cr_assert_gt(top, c.vocab_limit / 2, "the draws must reach high ids for the check to mean something");
+    rollout_completions_free(out, NPROMPT * G);
+    model_free(&f.m);
+}

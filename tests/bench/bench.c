@@ -21,6 +21,7 @@
 #include "kernels/linear.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
+#include "rollout/engine.h"
 #include "tests/util/check.h"
 
 typedef void (*bench_fn)(void *ctx);
@@ -246,7 +247,94 @@ static void bench_tokenizer(void) {
     tokenizer_free(tok);
 }
 
-int main(void) {
+/* Generation: B prompts × G samples × L new tokens on the demo model with the engine, the
+ * engine without prefix sharing, and naive generation that reruns the training forward over the
+ * whole sequence for every new token (one sample: its cost per token does not batch). */
+static void bench_generate(void) {
+    const char *path = PT_SOURCE_DIR "/examples/configs/tiny-moe.json";
+    model_config cfg;
+    pt_error err = {0};
+    policy_model m;
+    if (model_config_load(&cfg, path, &err) != PT_OK || model_init(&m, &cfg, 1, &err) != PT_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    enum { NP = 16, G = 8, L = 256, TP = 32 };
+    static int ids[NP][TP];
+    rollout_prompt prompts[NP];
+    rng r;
+    rng_init(&r, 3, 4);
+    for (int p = 0; p < NP; p++) {
+        for (int t = 0; t < TP; t++) ids[p][t] = (int)rng_below(&r, (uint32_t)cfg.vocab_size);
+        prompts[p] = (rollout_prompt){ids[p], TP, p};
+    }
+    rollout_config rc = rollout_config_default();
+    rc.num_generations = G;
+    rc.max_completion_length = L;
+    rc.max_live = NP * G;
+    rc.max_cached_tokens = (int64_t)NP * G * (TP + L) + 4096;
+    rc.sampling.temperature = 1.0f;
+    rollout_completion *out = malloc(sizeof *out * NP * G);
+    rollout_stats st[2];
+    for (int share = 1; share >= 0; share--) {
+        rollout_engine e;
+        rc.share_prefix = share;
+        if (rollout_engine_init(&e, &m, NULL, &rc, &err) != PT_OK ||
+            rollout_generate(&e, prompts, NP, out, &st[share], &err) != PT_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            exit(1);
+        }
+        rollout_completions_free(out, NP * G);
+        rollout_engine_free(&e);
+    }
+    /* Naive: one sample of L tokens, a full forward over the sequence for each token. */
+    int seq[TP + L];
+    memcpy(seq, ids[0], sizeof ids[0]);
+    double t0 = timer_now();
+    int64_t naive_peak = 0;
+    for (int t = TP; t < TP + L; t++) {
+        model_acts a;
+        model_batch b = {seq, NULL, NULL, NULL, 1, t, 1.0f};
+        if (model_acts_init(&a, &m, 1, t, &err) != PT_OK || model_forward(&m, &a, &b, &err) != PT_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            exit(1);
+        }
+        if ((int64_t)a.mem.bytes > naive_peak) naive_peak = (int64_t)a.mem.bytes;
+        const float *lg = a.logits + (size_t)(t - 1) * cfg.vocab_size;
+        int best = 0;
+        for (int v = 1; v < cfg.vocab_size; v++)
+            if (lg[v] > lg[best]) best = v;
+        seq[t] = best;
+        model_acts_free(&a);
+    }
+    double naive_s = timer_now() - t0;
+    const double per_token_cache = (double)(cfg.kv_lora_rank + cfg.qk_rope_head_dim) * cfg.num_hidden_layers * 4;
+    printf("\n| generation, demo model, %d prompts x %d samples x %d new tokens (prompt %d) | tokens/s | vs naive | peak cache |\n",
+           NP, G, L, TP);
+    printf("|-------------------------------------------------------------------------------|---------:|---------:|-----------:|\n");
+    double naive_tps = L / naive_s;
+    for (int share = 1; share >= 0; share--) {
+        double tps = st[share].generated_tokens / st[share].seconds;
+        printf("| engine%-72s | %8.0f | %7.0fx | %7.2f MiB |\n", share ? " (shared prompt blocks)" : " without prefix sharing", tps,
+               tps / naive_tps, st[share].peak_cached_tokens * per_token_cache / (1 << 20));
+    }
+    printf("| naive: full forward per token, 1 sample                                         | %8.1f | %7.0fx | %7.2f MiB |\n",
+           naive_tps, 1.0, naive_peak / (double)(1 << 20));
+    printf("(naive memory: the activations of one forward over the longest sequence)\n");
+    free(out);
+    model_free(&m);
+    model_config_free(&cfg);
+}
+
+/* `bench` runs every section; `bench model generate` only those named. */
+static int want(int argc, char **argv, const char *name) {
+    if (argc < 2) return 1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], name) == 0) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
     test_rng r;
     test_rng_seed(&r, 7);
     const double min_s = 0.15;
@@ -267,69 +355,76 @@ int main(void) {
     free(cp.src), free(cp.dst);
     printf("ceilings: sgemm 2048^3 %.1f GFLOP/s; memcpy 256 MiB %.1f GB/s (read+write)\n\n", ceil_gflops, ceil_gbs);
 
-    /* Linear layers of the demo model at 4096 tokens. Routed experts see N·K/E = 1024 tokens each. */
-    struct { const char *name; int M, N, K; } shapes[] = {
-        {"attn q_a_proj      ", 4096, 128, 256}, {"attn q_b_proj      ", 4096, 256, 128},
-        {"attn kv_a_proj     ", 4096, 96, 256},  {"attn kv_b_proj     ", 4096, 256, 64},
-        {"attn o_proj        ", 4096, 256, 128}, {"dense gate/up_proj ", 4096, 512, 256},
-        {"dense down_proj    ", 4096, 256, 512}, {"expert gate/up_proj", 1024, 128, 256},
-        {"expert down_proj   ", 1024, 256, 128}, {"router gate        ", 4096, 8, 256},
-        {"lm_head            ", 4096, 1024, 256},
-    };
-    printf("| GEMM (tokens x out x in)                | fwd GFLOP/s | fwd / ceiling | bwd GFLOP/s | bwd / ceiling |\n");
-    printf("|-----------------------------------------|------------:|--------------:|------------:|--------------:|\n");
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        gemm_ctx g;
-        gemm_alloc(&g, shapes[i].M, shapes[i].N, shapes[i].K, &r);
-        double flops = 2.0 * g.M * g.N * g.K;
-        double tf = time_best(run_linear_fwd, &g, reps, min_s);
-        double tb = time_best(run_linear_bwd, &g, reps, min_s);
-        printf("| %s %5d x %4d x %4d | %11.1f | %13.2f | %11.1f | %13.2f |\n", shapes[i].name, g.M, g.N, g.K,
-               flops / tf * 1e-9, flops / tf * 1e-9 / ceil_gflops, 2 * flops / tb * 1e-9,
-               2 * flops / tb * 1e-9 / ceil_gflops);
-        gemm_free(&g);
+    if (want(argc, argv, "gemm")) {
+        /* Linear layers of the demo model at 4096 tokens. Routed experts see N·K/E = 1024 tokens each. */
+        struct { const char *name; int M, N, K; } shapes[] = {
+            {"attn q_a_proj      ", 4096, 128, 256}, {"attn q_b_proj      ", 4096, 256, 128},
+            {"attn kv_a_proj     ", 4096, 96, 256},  {"attn kv_b_proj     ", 4096, 256, 64},
+            {"attn o_proj        ", 4096, 256, 128}, {"dense gate/up_proj ", 4096, 512, 256},
+            {"dense down_proj    ", 4096, 256, 512}, {"expert gate/up_proj", 1024, 128, 256},
+            {"expert down_proj   ", 1024, 256, 128}, {"router gate        ", 4096, 8, 256},
+            {"lm_head            ", 4096, 1024, 256},
+        };
+        printf("| GEMM (tokens x out x in)                | fwd GFLOP/s | fwd / ceiling | bwd GFLOP/s | bwd / ceiling |\n");
+        printf("|-----------------------------------------|------------:|--------------:|------------:|--------------:|\n");
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            gemm_ctx g;
+            gemm_alloc(&g, shapes[i].M, shapes[i].N, shapes[i].K, &r);
+            double flops = 2.0 * g.M * g.N * g.K;
+            double tf = time_best(run_linear_fwd, &g, reps, min_s);
+            double tb = time_best(run_linear_bwd, &g, reps, min_s);
+            printf("| %s %5d x %4d x %4d | %11.1f | %13.2f | %11.1f | %13.2f |\n", shapes[i].name, g.M, g.N, g.K,
+                   flops / tf * 1e-9, flops / tf * 1e-9 / ceil_gflops, 2 * flops / tb * 1e-9,
+                   2 * flops / tb * 1e-9 / ceil_gflops);
+            gemm_free(&g);
+        }
     }
 
-    /* Causal attention: 8 sequences x 512 tokens, 4 heads, qk 64 (nope 32 + rope 32), v 32. */
-    attn_ctx a = {8, 512, 4, 64, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    size_t nq = (size_t)a.B * a.T * a.H * a.Dqk, nv = (size_t)a.B * a.T * a.H * a.Dv;
-    a.q = rand_buf(nq, &r), a.k = rand_buf(nq, &r), a.v = rand_buf(nv, &r), a.out = rand_buf(nv, &r);
-    a.lse = rand_buf((size_t)a.B * a.H * a.T, &r), a.dq = rand_buf(nq, &r), a.dk = rand_buf(nq, &r);
-    a.dv = rand_buf(nv, &r), a.dout = rand_buf(nv, &r);
-    /* Causal pairs T(T+1)/2 per head; forward: QKᵀ and PV; backward: 2.5x forward (dS, dQ, dK, dV). */
-    double pairs = (double)a.B * a.H * a.T * (a.T + 1) / 2.0;
-    double fl_f = pairs * 2.0 * (a.Dqk + a.Dv);
-    double ta_f = time_best(run_attn_fwd, &a, reps, min_s);
-    double ta_b = time_best(run_attn_bwd, &a, reps, min_s);
-    printf("\n| attention (B=8, T=512, H=4, qk 64, v 32) | GFLOP/s | / sgemm ceiling | tokens/s |\n");
-    printf("|------------------------------------------|--------:|----------------:|---------:|\n");
-    printf("| forward                                  | %7.1f | %15.2f | %8.0f |\n", fl_f / ta_f * 1e-9,
-           fl_f / ta_f * 1e-9 / ceil_gflops, a.B * a.T / ta_f);
-    printf("| backward                                 | %7.1f | %15.2f | %8.0f |\n", 2.5 * fl_f / ta_b * 1e-9,
-           2.5 * fl_f / ta_b * 1e-9 / ceil_gflops, a.B * a.T / ta_b);
-    free(a.q), free(a.k), free(a.v), free(a.out), free(a.lse), free(a.dq), free(a.dk), free(a.dv), free(a.dout);
+    if (want(argc, argv, "attention")) {
+        /* Causal attention: 8 sequences x 512 tokens, 4 heads, qk 64 (nope 32 + rope 32), v 32. */
+        attn_ctx a = {8, 512, 4, 64, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        size_t nq = (size_t)a.B * a.T * a.H * a.Dqk, nv = (size_t)a.B * a.T * a.H * a.Dv;
+        a.q = rand_buf(nq, &r), a.k = rand_buf(nq, &r), a.v = rand_buf(nv, &r), a.out = rand_buf(nv, &r);
+        a.lse = rand_buf((size_t)a.B * a.H * a.T, &r), a.dq = rand_buf(nq, &r), a.dk = rand_buf(nq, &r);
+        a.dv = rand_buf(nv, &r), a.dout = rand_buf(nv, &r);
+        /* Causal pairs T(T+1)/2 per head; forward: QKᵀ and PV; backward: 2.5x forward (dS, dQ, dK, dV). */
+        double pairs = (double)a.B * a.H * a.T * (a.T + 1) / 2.0;
+        double fl_f = pairs * 2.0 * (a.Dqk + a.Dv);
+        double ta_f = time_best(run_attn_fwd, &a, reps, min_s);
+        double ta_b = time_best(run_attn_bwd, &a, reps, min_s);
+        printf("\n| attention (B=8, T=512, H=4, qk 64, v 32) | GFLOP/s | / sgemm ceiling | tokens/s |\n");
+        printf("|------------------------------------------|--------:|----------------:|---------:|\n");
+        printf("| forward                                  | %7.1f | %15.2f | %8.0f |\n", fl_f / ta_f * 1e-9,
+               fl_f / ta_f * 1e-9 / ceil_gflops, a.B * a.T / ta_f);
+        printf("| backward                                 | %7.1f | %15.2f | %8.0f |\n", 2.5 * fl_f / ta_b * 1e-9,
+               2.5 * fl_f / ta_b * 1e-9 / ceil_gflops, a.B * a.T / ta_b);
+        free(a.q), free(a.k), free(a.v), free(a.out), free(a.lse), free(a.dq), free(a.dk), free(a.dv), free(a.dout);
+    }
 
-    /* Cross-entropy over the vocabulary: memory-bound, so compare bytes of logits moved with memcpy. */
-    ce_ctx c = {4096, 1024, 0, 0, 0, 0, 0, 0, 0, 0};
-    size_t nl = (size_t)c.N * c.V;
-    c.logits = rand_buf(nl, &r), c.dlogits = rand_buf(nl, &r);
-    c.loss = rand_buf(c.N, &r), c.logp = rand_buf(c.N, &r), c.ent = rand_buf(c.N, &r), c.lse = rand_buf(c.N, &r);
-    c.dlogp = rand_buf(c.N, &r);
-    c.targets = malloc((size_t)c.N * sizeof(int));
-    for (int i = 0; i < c.N; i++) c.targets[i] = (int)(test_rng_uniform(&r) * c.V);
-    double tc_f = time_best(run_ce_fwd, &c, reps, min_s);
-    double tc_b = time_best(run_ce_bwd, &c, reps, min_s);
-    double bytes_f = 4.0 * nl, bytes_b = 3.0 * 4.0 * nl; /* fwd reads logits; bwd reads logits, reads+writes dlogits */
-    printf("\n| cross-entropy (4096 x 1024) | GB/s  | / memcpy ceiling | tokens/s |\n");
-    printf("|-----------------------------|------:|-----------------:|---------:|\n");
-    printf("| forward (loss, logp, H)     | %5.1f | %16.2f | %8.0f |\n", bytes_f / tc_f * 1e-9,
-           bytes_f / tc_f * 1e-9 / ceil_gbs, c.N / tc_f);
-    printf("| backward                    | %5.1f | %16.2f | %8.0f |\n", bytes_b / tc_b * 1e-9,
-           bytes_b / tc_b * 1e-9 / ceil_gbs, c.N / tc_b);
-    free(c.logits), free(c.dlogits), free(c.loss), free(c.logp), free(c.ent), free(c.lse), free(c.dlogp);
-    free(c.targets);
+    if (want(argc, argv, "ce")) {
+        /* Cross-entropy over the vocabulary: memory-bound, so compare bytes of logits moved with memcpy. */
+        ce_ctx c = {4096, 1024, 0, 0, 0, 0, 0, 0, 0, 0};
+        size_t nl = (size_t)c.N * c.V;
+        c.logits = rand_buf(nl, &r), c.dlogits = rand_buf(nl, &r);
+        c.loss = rand_buf(c.N, &r), c.logp = rand_buf(c.N, &r), c.ent = rand_buf(c.N, &r), c.lse = rand_buf(c.N, &r);
+        c.dlogp = rand_buf(c.N, &r);
+        c.targets = malloc((size_t)c.N * sizeof(int));
+        for (int i = 0; i < c.N; i++) c.targets[i] = (int)(test_rng_uniform(&r) * c.V);
+        double tc_f = time_best(run_ce_fwd, &c, reps, min_s);
+        double tc_b = time_best(run_ce_bwd, &c, reps, min_s);
+        double bytes_f = 4.0 * nl, bytes_b = 3.0 * 4.0 * nl; /* fwd reads logits; bwd reads logits, reads+writes dlogits */
+        printf("\n| cross-entropy (4096 x 1024) | GB/s  | / memcpy ceiling | tokens/s |\n");
+        printf("|-----------------------------|------:|-----------------:|---------:|\n");
+        printf("| forward (loss, logp, H)     | %5.1f | %16.2f | %8.0f |\n", bytes_f / tc_f * 1e-9,
+               bytes_f / tc_f * 1e-9 / ceil_gbs, c.N / tc_f);
+        printf("| backward                    | %5.1f | %16.2f | %8.0f |\n", bytes_b / tc_b * 1e-9,
+               bytes_b / tc_b * 1e-9 / ceil_gbs, c.N / tc_b);
+        free(c.logits), free(c.dlogits), free(c.loss), free(c.logp), free(c.ent), free(c.lse), free(c.dlogp);
+        free(c.targets);
+    }
 
-    bench_tokenizer();
-    bench_model(ceil_gflops);
+    if (want(argc, argv, "tokenizer")) bench_tokenizer();
+    if (want(argc, argv, "model")) bench_model(ceil_gflops);
+    if (want(argc, argv, "generate")) bench_generate();
     return 0;
 }
