@@ -11,6 +11,7 @@ static const cli_command COMMANDS[] = {
     {"generate", "sample completions (G per prompt) with the rollout engine; chat on a terminal", cmd_generate},
     {"data", "make built-in task data (countdown, arithmetic, instructions) or inspect a JSONL file", cmd_data},
     {"tokenizer", "train a byte-level BPE tokenizer, or encode / decode with one", cmd_tokenizer},
+    {"score", "score completions (JSONL) with a reward set and print each reward's column and the total", cmd_score},
 };
 static const int NCOMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 
