@@ -29,6 +29,7 @@ typedef struct decode_ws {
     float *att;          /* (M, nh·v) */
     float *hsel;         /* (R, H) rows that need logits */
     float *hidden;       /* (M, H) final-normed hidden state of every token (MTP drafting) */
+    float *cat;          /* (M, 2H) MTP input [enorm(emb) | hnorm(h)]; NULL without MTP */
     float *logits;       /* (M, V) */
     float *scores;       /* (threads, max_len) attention scratch */
     int nthreads;
@@ -45,5 +46,13 @@ void decode_ws_free(decode_ws *w);
  * w->logits, and every token's final-normed hidden state to w->hidden. */
 void decode_step(decode_ws *w, const policy_model *m, latent_cache *c, cache_seq *const *seqs, const int *ids,
                  const int *pos, int M, const int *logit_rows, int R);
+
+/* The first MTP module (layer L) as a draft model (DeepSeek-V3 §2.2 used for speculative
+ * decoding): for M positions, h (M, H) is the main model's final-normed hidden state at pos[i]
+ * and next_ids[i] the token at pos[i] + 1; writes the module's cache entries (cache layer L) at
+ * pos[i] and the draft logits for the token at pos[i] + 2 into w->logits (M, V). The cache must
+ * have L + 1 layers. w->hidden is not touched, so h may point into it. */
+void decode_mtp_step(decode_ws *w, const policy_model *m, latent_cache *c, cache_seq *const *seqs,
+                     const int *next_ids, const int *pos, const float *h, int M);
 
 #endif

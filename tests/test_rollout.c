@@ -354,3 +354,56 @@ Test(rollout_engine, never_samples_ids_beyond_the_vocab_limit) {
     rollout_completions_free(out, NPROMPT * G);
     model_free(&f.m);
 }
+
+/* ---- the MTP draft module ---------------------------------------------------------------- */
+
+#include "model/acts.h"
+#include "tests/util/tiny_model.h"
+
+/* decode_mtp_step over a prefilled sequence equals the training forward's MTP module logits. */
+Test(rollout, mtp_draft_logits_match_the_training_forward) {
+    model_config cfg;
+    tiny_model_config(&cfg);
+    policy_model m;
+    pt_error err = {0};
+    cr_assert_eq(model_init(&m, &cfg, 5, &err), PT_OK, "%s", err.msg);
+    model_config_free(&cfg);
+    const int T = 10, V = m.cfg.vocab_size, L = m.cfg.num_hidden_layers, H = m.cfg.hidden_size;
+    int ids[10], targets[10];
+    for (int i = 0; i < T; i++) ids[i] = (7 * i + 1) % V;
+    for (int i = 0; i < T; i++) targets[i] = i + 1 < T ? ids[i + 1] : -1;
+    model_acts a;
+    cr_assert_eq(model_acts_init(&a, &m, 1, T, &err), PT_OK);
+    model_batch b = {ids, targets, NULL, NULL, 1, T, 1.0f};
+    cr_assert_eq(model_forward(&m, &a, &b, &err), PT_OK, "%s", err.msg);
+
+    latent_cache cache;
+    decode_ws ws;
+    cr_assert_eq(latent_cache_init(&cache, L + 1, 8, 4, m.cfg.kv_lora_rank, m.cfg.qk_rope_head_dim, &err), PT_OK);
+    cr_assert_eq(decode_ws_init(&ws, &m, T, 32, &err), PT_OK, "%s", err.msg);
+    cache_seq s;
+    cr_assert_eq(cache_seq_init(&s, 32, 4, &err), PT_OK);
+    cache_seq *seqs[10];
+    int pos[10];
+    for (int i = 0; i < T; i++) seqs[i] = &s, pos[i] = i;
+    cr_assert_eq(cache_seq_reserve(&cache, &s, T), 0);
+    decode_step(&ws, &m, &cache, seqs, ids, pos, T, NULL, 0);
+    float *h = malloc(sizeof(float) * (size_t)T * H);
+    memcpy(h, ws.hidden, sizeof(float) * (size_t)T * H);
+    /* Positions 0..T-2 have a next token; feed them in two steps to exercise the cache. */
+    decode_mtp_step(&ws, &m, &cache, seqs, ids + 1, pos, h, 4);
+    float *first = malloc(sizeof(float) * 4 * (size_t)V);
+    memcpy(first, ws.logits, sizeof(float) * 4 * (size_t)V);
+    decode_mtp_step(&ws, &m, &cache, seqs, ids + 5, pos + 4, h + 4 * (size_t)H, T - 5);
+    for (int t = 0; t < T - 1; t++) {
+        const float *got = t < 4 ? first + (size_t)t * V : ws.logits + (size_t)(t - 4) * V;
+        expect_close(got, a.mtp[0].logits + (size_t)t * V, V, "MTP draft", t);
+    }
+    free(first), free(h);
+    cache_seq_release(&cache, &s);
+    cache_seq_free(&s);
+    decode_ws_free(&ws);
+    latent_cache_free(&cache);
+    model_acts_free(&a);
+    model_free(&m);
+}
