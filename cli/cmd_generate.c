@@ -40,6 +40,7 @@ static const config_key GENERATE_KEYS[] = {
     {"stop", CONFIG_JSON, "[]", "stop strings, e.g. [\"</answer>\"]"},
     {"seed", CONFIG_INT, "0", "random seed; completion s of prompt p uses stream (seed, p, s)"},
     {"logprobs", CONFIG_BOOL, "false", "also write each token's log-probability"},
+    {"speculative", CONFIG_BOOL, "false", "draft with the model's MTP module and verify (same distribution)"},
     {"max_live", CONFIG_INT, "64", "sequences decoded together"},
     {"max_cached_tokens", CONFIG_INT, "1048576", "latent-cache budget in tokens (work queues beyond it)"},
 };
@@ -214,6 +215,7 @@ int cmd_generate(int argc, char **argv) {
     g.rc.sampling.min_p = (float)config_float(&cfg, "min_p");
     g.rc.sampling.repetition_penalty = (float)config_float(&cfg, "repetition_penalty");
     g.rc.vocab_limit = (int)tokenizer_n_ids(g.tok);
+    g.rc.speculative = config_bool(&cfg, "speculative");
     g.eos = tokenizer_eos_id(g.tok);
     if (g.eos >= 0) {
         g.rc.eos_ids = &g.eos;

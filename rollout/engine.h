@@ -40,6 +40,9 @@ typedef struct rollout_config {
     int n_eos;
     const char *const *stop_strings; /* stop on any of these decoded strings (needs a tokenizer) */
     int n_stop;
+    int speculative;           /* 1: the model's first MTP module drafts one token per step and the
+                                  next step verifies it with the speculative-sampling rule, so the
+                                  output distribution is unchanged (needs num_nextn_predict_layers) */
     int vocab_limit;           /* sample only ids below this (the tokenizer's size when the model's
                                   vocabulary is padded beyond it); 0: the model's vocab_size */
 } rollout_config;
@@ -68,6 +71,7 @@ typedef struct rollout_stats {
     int peak_live;
     int peak_blocks;        /* most cache blocks in use at once */
     int64_t peak_cached_tokens;
+    int64_t drafts, accepted;  /* speculative decoding: drafts verified and accepted */
     double seconds;
 } rollout_stats;
 
@@ -79,6 +83,11 @@ typedef struct rollout_engine {
     decode_ws ws;
     void *scratch;        /* sampler scratch */
     token_bytes vocab;    /* each id's bytes, for stop strings */
+    float *prefill_logits;/* (V) logits after a prompt's last token */
+    float *prefill_hidden;/* (H) final-normed hidden state at a prompt's last token */
+    float *q;             /* (max_live, V) each slot's draft distribution */
+    float *p;             /* (V) target distribution scratch */
+    float *mtp_h;         /* (2·max_live, H) hidden rows fed to the MTP module */
     stop_rules rules;
     int max_len;          /* longest sequence (prompt + completion) */
 } rollout_engine;

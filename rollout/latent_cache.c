@@ -76,24 +76,32 @@ void cache_seq_share(latent_cache *c, cache_seq *dst, const cache_seq *src) {
     dst->len = src->len;
 }
 
+/* Copies block b of s into a fresh block (every layer) and points s at the copy. */
+static int cow_block(latent_cache *c, cache_seq *s, int i) {
+    const int P = c->block_tokens;
+    int old = s->blocks[i], nb = block_alloc(c);
+    if (nb < 0) return -1;
+    for (int l = 0; l < c->nlayers; l++) {
+        size_t so = ((size_t)l * c->nblocks + old) * P, sn = ((size_t)l * c->nblocks + nb) * P;
+        memcpy(c->c + sn * c->kl, c->c + so * c->kl, (size_t)P * c->kl * sizeof(float));
+        memcpy(c->kpe + sn * c->dr, c->kpe + so * c->dr, (size_t)P * c->dr * sizeof(float));
+    }
+    block_unref(c, old);
+    s->blocks[i] = nb;
+    return 0;
+}
+
+int cache_seq_privatize(latent_cache *c, cache_seq *s, int t) {
+    int i = t / c->block_tokens;
+    if (i >= s->nblocks) return -1;
+    return c->refcount[s->blocks[i]] > 1 ? cow_block(c, s, i) : 0;
+}
+
 int cache_seq_reserve(latent_cache *c, cache_seq *s, int n) {
     const int P = c->block_tokens;
     if (n <= 0) return 0;
     /* The block holding token len is written next: copy it if someone else holds it too. */
-    if (s->len % P != 0) {
-        int i = s->len / P, old = s->blocks[i];
-        if (c->refcount[old] > 1) {
-            int nb = block_alloc(c);
-            if (nb < 0) return -1;
-            for (int l = 0; l < c->nlayers; l++) {
-                size_t so = ((size_t)l * c->nblocks + old) * P, sn = ((size_t)l * c->nblocks + nb) * P;
-                memcpy(c->c + sn * c->kl, c->c + so * c->kl, (size_t)P * c->kl * sizeof(float));
-                memcpy(c->kpe + sn * c->dr, c->kpe + so * c->dr, (size_t)P * c->dr * sizeof(float));
-            }
-            block_unref(c, old);
-            s->blocks[i] = nb;
-        }
-    }
+    if (s->len % P != 0 && c->refcount[s->blocks[s->len / P]] > 1 && cow_block(c, s, s->len / P) != 0) return -1;
     int need = cache_blocks_for(c, s->len + n);
     if (need > s->max_blocks) return -1;
     while (s->nblocks < need) {

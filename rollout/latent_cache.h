@@ -53,6 +53,9 @@ void cache_seq_share(latent_cache *c, cache_seq *dst, const cache_seq *src);
  * written (copy-on-write). Returns -1 when the pool is exhausted (the engine's reservation makes
  * that a bug). */
 int cache_seq_reserve(latent_cache *c, cache_seq *s, int n);
+/* Makes the block holding token t private to s (copy-on-write before rewriting a shared entry,
+ * e.g. a layer the shared prefix never filled). Returns -1 when the pool is exhausted. */
+int cache_seq_privatize(latent_cache *c, cache_seq *s, int t);
 /* Blocks needed for a sequence of n tokens. */
 int cache_blocks_for(const latent_cache *c, int n);
 

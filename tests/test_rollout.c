@@ -407,3 +407,83 @@ Test(rollout, mtp_draft_logits_match_the_training_forward) {
     model_acts_free(&a);
     model_free(&m);
 }
+
+/* ---- speculative decoding with the MTP draft ---------------------------------------------- */
+
+/* Chi-square critical value at p = 0.001 (Wilson–Hilferty). */
+static double chi2_crit(int df) {
+    double a = 2.0 / (9.0 * df);
+    return df * pow(1.0 - a + 3.0902 * sqrt(a), 3.0);
+}
+
+/* Two-sample chi-square over the ids at completion position k; returns the statistic, *df set. */
+static double two_sample_chi2(const rollout_completion *a, const rollout_completion *b, int n, int k, int V, int *df) {
+    int *ca = calloc((size_t)V, sizeof(int)), *cb = calloc((size_t)V, sizeof(int));
+    for (int i = 0; i < n; i++) {
+        if (a[i].len > k) ca[a[i].ids[k]]++;
+        if (b[i].len > k) cb[b[i].ids[k]]++;
+    }
+    double chi = 0.0;
+    int cats = 0;
+    for (int v = 0; v < V; v++)
+        if (ca[v] + cb[v] > 0) {
+            chi += (double)(ca[v] - cb[v]) * (ca[v] - cb[v]) / (ca[v] + cb[v]);
+            cats++;
+        }
+    free(ca), free(cb);
+    *df = cats - 1;
+    return chi;
+}
+
+/* With speculation the tokens come from a different path (MTP drafts accepted or corrected), so
+ * completions differ draw by draw, but their distribution must not: compare the ids at each
+ * position over 2400 samples of one prompt against plain sampling. The acceptance rule alone is
+ * proven able to fail this kind of test in tests/test_sampler.c (a wrong rule is rejected). */
+Test(rollout_engine, speculative_decoding_preserves_the_distribution, .timeout = 120) {
+    model_config cfg;
+    tiny_model_config(&cfg);
+    cfg.max_position_embeddings = 64;
+    policy_model m;
+    pt_error err = {0};
+    cr_assert_eq(model_init(&m, &cfg, 9, &err), PT_OK, "%s", err.msg);
+    model_config_free(&cfg);
+    const int N = 2400, V = m.cfg.vocab_size;
+    int prompt[5] = {3, 14, 15, 9, 2};
+    rollout_prompt p = {prompt, 5, 0};
+    rollout_config c = rollout_config_default();
+    c.num_generations = N;
+    c.max_live = N;
+    c.max_completion_length = 4;
+    c.block_tokens = 4;
+    c.max_cached_tokens = (int64_t)N * 24;
+    c.seed = 3;
+    rollout_completion *plain = calloc(N, sizeof *plain), *spec = calloc(N, sizeof *spec);
+    rollout_stats st_plain, st_spec;
+    rollout_engine e;
+    cr_assert_eq(rollout_engine_init(&e, &m, NULL, &c, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(rollout_generate(&e, &p, 1, plain, &st_plain, &err), PT_OK, "%s", err.msg);
+    rollout_engine_free(&e);
+    c.speculative = 1;
+    c.seed = 4;
+    cr_assert_eq(rollout_engine_init(&e, &m, NULL, &c, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(rollout_generate(&e, &p, 1, spec, &st_spec, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(e.cache.nfree, e.cache.nblocks, "every cache block is returned");
+    rollout_engine_free(&e);
+    cr_assert_gt(st_spec.drafts, 0);
+    cr_assert_gt(st_spec.accepted, 0, "some drafts must be accepted");
+    for (int k = 0; k < 4; k++) {
+        int df;
+        double chi = two_sample_chi2(plain, spec, N, k, V, &df);
+        cr_assert_lt(chi, chi2_crit(df), "position %d: chi-square %.1f with %d degrees of freedom (critical %.1f)", k,
+                     chi, df, chi2_crit(df));
+    }
+    for (int i = 0; i < N; i++) cr_assert_eq(spec[i].len, 4);
+    /* Seeds differ between the runs on purpose: with one seed the first tokens would be equal. */
+    int same = 0;
+    for (int i = 0; i < N; i++) same += memcmp(plain[i].ids, spec[i].ids, 4 * sizeof(int)) == 0;
+    cr_assert_lt(same, N / 2);
+    rollout_completions_free(plain, N);
+    rollout_completions_free(spec, N);
+    free(plain), free(spec);
+    model_free(&m);
+}
