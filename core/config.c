@@ -15,6 +15,8 @@
  */
 #include "core/config.h"
 
+#include "core/utf8.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -131,42 +133,6 @@ static void text_excerpt(char *dst, size_t cap, const char *text, size_t len, si
     char body[160];
     show_text(body, sizeof body, text + start, end - start, 56);
     snprintf(dst, cap, "%s%s", start > content ? "..." : "", body);
-}
-
-/* Offset of the first byte that is not valid UTF-8, or len when all of it is. */
-static size_t utf8_invalid_at(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = u[i];
-        size_t n;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return i;
-        }
-        if (i + n >= len) return i; /* truncated sequence */
-        for (size_t k = 1; k <= n; k++) {
-            if ((u[i + k] & 0xC0) != 0x80) return i;
-            cp = (cp << 6) | (u[i + k] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return i;
-        i += n + 1;
-    }
-    return len;
 }
 
 /* ---- why a JSON text failed to parse -------------------------------------------------------- */
@@ -609,7 +575,7 @@ static pt_status value_from_arg(cJSON **out, int64_t *out_int, const struct conf
     snprintf(got, sizeof got, "'%s'", shown);
     size_t n = strlen(text);
     *out_int = 0;
-    if (utf8_invalid_at(text, n) != n) PT_FAIL(err, PT_ERR_CONFIG, "%s: the value is not valid UTF-8", opt);
+    if (utf8_valid_prefix(text, n) != n) PT_FAIL(err, PT_ERR_CONFIG, "%s: the value is not valid UTF-8", opt);
     if (strcmp(text, "null") == 0 && entry_nullable(e) && e->key->type != CONFIG_JSON) {
         *out = cJSON_CreateNull();
     } else {
@@ -770,7 +736,7 @@ static pt_status unknown_key(pt_error *err, const config *cfg, const char *where
 
 pt_status config_load_string(config *cfg, const char *text, const char *name, pt_error *err) {
     size_t len = strlen(text);
-    size_t bad = utf8_invalid_at(text, len);
+    size_t bad = utf8_valid_prefix(text, len);
     if (bad < len) {
         int l, c;
         text_line_col(&l, &c, text, bad);

@@ -7,6 +7,8 @@
  */
 #include "datasets/record.h"
 
+#include "core/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,34 +41,7 @@ static const char *json_type_name(const cJSON *v) {
     return "invalid value";
 }
 
-size_t record_utf8_check(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (c >= 0xC2 && c <= 0xDF) k = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            k = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F; /* no surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else return i;
-        if (i + k > n) return i;
-        if (s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t j = 2; j < k; j++)
-            if (s[i + j] < 0x80 || s[i + j] > 0xBF) return i;
-        i += k;
-    }
-    return n;
-}
+size_t record_utf8_check(const unsigned char *s, size_t n) { return utf8_valid_prefix(s, n); }
 
 /* Appends ".name" or "[i]" to a field path (kept short enough for record_bad.field). */
 static void path_push(char *dst, size_t cap, const char *base, const cJSON *child, int index) {

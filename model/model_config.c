@@ -13,6 +13,8 @@
  */
 #include "model/model_config.h"
 
+#include "core/utf8.h"
+
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -439,38 +441,6 @@ static void line_column(int *line, int *col, const char *text, const char *at) {
     }
 }
 
-/* Offset of the first byte that breaks UTF-8 (overlongs, surrogates and > U+10FFFF included), or -1. */
-static long utf8_invalid_at(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        size_t len;
-        uint32_t cp;
-        if (b < 0x80) {
-            i++;
-            continue;
-        } else if ((b & 0xE0) == 0xC0) {
-            len = 2, cp = b & 0x1F;
-        } else if ((b & 0xF0) == 0xE0) {
-            len = 3, cp = b & 0x0F;
-        } else if ((b & 0xF8) == 0xF0) {
-            len = 4, cp = b & 0x07;
-        } else {
-            return (long)i;
-        }
-        if (i + len > n) return (long)i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return (long)i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return (long)i;
-        i += len;
-    }
-    return -1;
-}
-
 static pt_status parse_members(model_config *cfg, const cJSON *root, const span *spans, const parse_ctx *c) {
     const cJSON *rope_scaling = NULL, *rope_parameters = NULL, *top_theta = NULL, *model_type = NULL;
     int kv_heads_given = 0, orig_max_set = 0;
@@ -621,7 +591,8 @@ pt_status model_config_parse(model_config *cfg, const char *json_text, const cha
     model_config_init(cfg);
     parse_ctx c = {name ? name : "config.json", err};
     size_t len = strlen(json_text);
-    long bad = utf8_invalid_at((const unsigned char *)json_text, len);
+    size_t valid = utf8_valid_prefix(json_text, len);
+    long bad = valid < len ? (long)valid : -1;
     if (bad >= 0) {
         int line, col;
         line_column(&line, &col, json_text, json_text + bad);

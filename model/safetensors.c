@@ -14,6 +14,8 @@
  */
 #include "model/safetensors.h"
 
+#include "core/utf8.h"
+
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -32,38 +34,6 @@
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
 
 /* ---- small helpers -------------------------------------------------------------------------- */
-
-/* Offset of the first byte that breaks UTF-8 (overlongs, surrogates, > U+10FFFF), or -1. */
-static long utf8_invalid_at(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        size_t len;
-        uint32_t cp;
-        if (b < 0x80) {
-            i++;
-            continue;
-        } else if ((b & 0xE0) == 0xC0) {
-            len = 2, cp = b & 0x1F;
-        } else if ((b & 0xF0) == 0xE0) {
-            len = 3, cp = b & 0x0F;
-        } else if ((b & 0xF8) == 0xF0) {
-            len = 4, cp = b & 0x07;
-        } else {
-            return (long)i;
-        }
-        if (i + len > n) return (long)i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return (long)i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return (long)i;
-        i += len;
-    }
-    return -1;
-}
 
 /* A growable string; `oom` sticks once an allocation fails. */
 typedef struct strbuf {
@@ -457,7 +427,8 @@ static pt_status open_checked(st_file *f, const char *path, pt_error *err) {
     if (nul)
         PT_FAIL(err, PT_ERR_FORMAT, "%s: header: NUL byte at offset %zu; the header must be UTF-8 JSON", path,
                 (size_t)(nul - h));
-    long bad = utf8_invalid_at((const unsigned char *)h, (size_t)n);
+    size_t valid = utf8_valid_prefix(h, (size_t)n);
+    long bad = valid < (size_t)n ? (long)valid : -1;
     if (bad >= 0)
         PT_FAIL(err, PT_ERR_FORMAT, "%s: header: invalid UTF-8 at offset %ld (byte 0x%02X)", path, bad,
                 (unsigned char)h[bad]);
@@ -767,7 +738,7 @@ pt_status st_writer_add(st_writer *w, const char *name, pt_dtype dtype, int ndim
                         const void *data, pt_error *err) {
     if (!name || !*name || strcmp(name, "__metadata__") == 0)
         PT_FAIL(err, PT_ERR_INVALID, "safetensors writer: invalid tensor name '%s'", name ? name : "(null)");
-    if (utf8_invalid_at((const unsigned char *)name, strlen(name)) >= 0)
+    if (utf8_valid_prefix(name, strlen(name)) != strlen(name))
         PT_FAIL(err, PT_ERR_INVALID, "safetensors writer: tensor name '%s' is not valid UTF-8", name);
     if (dtype_size(dtype) == 0) PT_FAIL(err, PT_ERR_INVALID, "safetensors writer: tensor '%s': invalid dtype", name);
     if (ndim < 0 || ndim > ST_MAX_DIMS)
@@ -807,8 +778,8 @@ pt_status st_writer_add(st_writer *w, const char *name, pt_dtype dtype, int ndim
 }
 
 pt_status st_writer_set_metadata(st_writer *w, const char *key, const char *value, pt_error *err) {
-    if (utf8_invalid_at((const unsigned char *)key, strlen(key)) >= 0 ||
-        utf8_invalid_at((const unsigned char *)value, strlen(value)) >= 0)
+    if (utf8_valid_prefix(key, strlen(key)) != strlen(key) ||
+        utf8_valid_prefix(value, strlen(value)) != strlen(value))
         PT_FAIL(err, PT_ERR_INVALID, "safetensors writer: metadata '%s' is not valid UTF-8", key);
     char *v = strdup(value);
     PT_CHECK_ALLOC(v, err, strlen(value) + 1);

@@ -9,6 +9,8 @@
  */
 #include "rollout/stop.h"
 
+#include "core/utf8.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,38 +88,6 @@ pt_status token_bytes_from_tokenizer(token_bytes *out, const tokenizer *tok, pt_
 
 /* ------------------------------------------------------------------ rules */
 
-/* Length of the well-formed UTF-8 sequence at s (Unicode Table 3-7), or 0. */
-static size_t utf8_sequence(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) len = 3, lo = 0xA0;
-    else if (c == 0xED) len = 3, hi = 0x9F;
-    else if (c >= 0xE1 && c <= 0xEF) len = 3;
-    else if (c == 0xF0) len = 4, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else if (c == 0xF4) len = 4, hi = 0x8F;
-    else return 0;
-    if (n < len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
-/* Offset of the first byte that is not part of well-formed UTF-8, or n. */
-static size_t utf8_invalid_at(const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t k = utf8_sequence((const unsigned char *)s + i, n - i);
-        if (k == 0) return i;
-        i += k;
-    }
-    return n;
-}
-
 void stop_rules_free(stop_rules *r) {
     if (!r) return;
     if (r->strings)
@@ -146,7 +116,7 @@ static pt_status rules_fill(stop_rules *out, const int32_t *eos_ids, const char 
         PT_CHECK(n > 0, err, PT_ERR_CONFIG, "stop string %d is empty; an empty stop string would match everywhere", i);
         PT_CHECK(n <= STOP_STRING_MAX, err, PT_ERR_CONFIG, "stop string %d is %zu bytes; the limit is %d bytes", i, n,
                  STOP_STRING_MAX);
-        size_t bad = utf8_invalid_at(strings[i], n);
+        size_t bad = utf8_valid_prefix(strings[i], n);
         PT_CHECK(bad == n, err, PT_ERR_CONFIG,
                  "stop string %d is not valid UTF-8 (byte %zu, 0x%02x); stop strings are text", i, bad,
                  (unsigned)(unsigned char)strings[i][bad]);
