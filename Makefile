@@ -37,7 +37,7 @@ else
 endif
 
 CC       ?= cc
-PKGS     := libcjson libpcre2-8 sqlite3 libcurl openblas
+PKGS     := libcjson libpcre2-8 sqlite3 libcurl openblas libmicrohttpd
 CFLAGS   := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp -I. \
             -DPT_SOURCE_DIR='"$(CURDIR)"' $(shell pkg-config --cflags $(PKGS))
 LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lm -lpthread -ldl

@@ -23,6 +23,7 @@ const reward_type reward_builtin_types[] = {
     {"plugin", "a C shared object exporting posttrain_reward_v1 (dlopen)", reward_plugin_init},
     {"subprocess", "an executable speaking JSON lines over stdin/stdout", reward_subprocess_init},
     {"unittest", "extracted code run against the example's tests in a sandbox", reward_unittest_init},
+    {"http", "remote scoring endpoint or OpenAI-compatible chat judge (libcurl, retries, circuit breaker)", reward_http_init},
 };
 const int reward_builtin_count = (int)(sizeof reward_builtin_types / sizeof reward_builtin_types[0]);
 

@@ -16,6 +16,7 @@ features=(
   "libcurl       libcurl             libcurl4-openssl-dev    yes"
   "OpenBLAS      openblas            libopenblas-dev         yes"
   "Criterion     criterion           libcriterion-dev        yes"
+  "microhttpd    libmicrohttpd       libmicrohttpd-dev       yes"
 )
 
 have() { pkg-config --exists "$1" 2>/dev/null; }
