@@ -123,6 +123,8 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     rc.n_eos = cfg->n_eos;
     rc.speculative = cfg->speculative;
     if (rc.max_cached_tokens < (int64_t)rc.max_live * t->T) rc.max_cached_tokens = (int64_t)rc.max_live * t->T;
+    /* A model's vocabulary may be padded beyond the tokenizer's ids: never sample those rows. */
+    if (tok && (int)tokenizer_n_ids(tok) < m->cfg.vocab_size) rc.vocab_limit = (int)tokenizer_n_ids(tok);
     PT_TRY_GOTO(st, rollout_engine_init(&t->engine, m, tok, &rc, err), fail);
     PT_TRY_GOTO(st, optim_init(&t->opt, &m->layout, &cfg->optim, err), fail);
     PT_TRY_GOTO(st, model_acts_init(&t->acts, m, t->B, t->T, err), fail);

@@ -1,0 +1,955 @@
+/* run.c — a whole GRPO run: options, checks, run folder, step loop, run store, checkpoints,
+ * resume and the final model folder (the order and the guarantees are in run.h).
+ *
+ * As in the SFT run, the work is two phases: prepare() opens, checks and allocates everything and
+ * writes nothing; execute() is the only code that touches the run folder, and a failure before its
+ * first committed step removes what it created. The config hash stored in checkpoints covers the
+ * keys that change what a step computes plus the rewards file's bytes; paths and bookkeeping
+ * (logging, checkpoint cadence, log level) are left out so that a moved or re-logged run resumes.
+ */
+#include "grpo/run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/progress.h"
+#include "core/timer.h"
+#include "core/train_state.h"
+#include "datasets/dataset.h"
+#include "datasets/loader.h"
+#include "datasets/run_store.h"
+#include "model/checkpoint.h"
+#include "model/tokenizer.h"
+
+#define RUN_PATH 4096
+
+static const config_key GRPO_KEYS[] = {
+    /* where things are */
+    {"model", CONFIG_STRING, "null", "the starting policy: a Hugging Face folder (config.json, model.safetensors, tokenizer.json)"},
+    {"tokenizer", CONFIG_STRING, "null", "tokenizer folder or tokenizer.json (default: the model folder)"},
+    {"data", CONFIG_STRING, "null",
+     "prompts, JSONL {\"prompt\": str|messages, ...columns}; the other columns (answer, target, ...) reach the rewards"},
+    {"rewards", CONFIG_STRING, "null",
+     "JSON file: an array of reward configs [{\"name\", \"type\", \"weight\", ...params}] (see `posttrain score --help`)"},
+    {"out", CONFIG_STRING, "null",
+     "run folder (created; its parent must exist): run.db, checkpoints/step-N, final/ (an HF model folder)"},
+    {"resume", CONFIG_STRING, "null",
+     "continue a run: \"auto\" (the newest complete checkpoint under out/checkpoints, or a fresh start when there is "
+     "none) or a checkpoint folder; the continuation is bit-identical to an uninterrupted run"},
+    {"allow_config_change", CONFIG_BOOL, "false", "resume even though the training keys or rewards differ from the checkpoint's"},
+    /* data */
+    {"chat_format", CONFIG_STRING, "null", "chat template for conversational prompts: deepseek-v3, deepseek-r1, plain"},
+    {"on_bad_line", CONFIG_STRING, "\"error\"", "a malformed record: error (stop, naming file and line) or skip"},
+    {"shuffle", CONFIG_BOOL, "true", "shuffle the prompts each epoch (seeded)"},
+    {"seed", CONFIG_INT, "42", "seed of the prompt order and of every rollout (keyed by step, prompt and sample)"},
+    /* generation */
+    {"num_generations", CONFIG_INT, "8", "completions per prompt (G)"},
+    {"max_prompt_length", CONFIG_INT, "512", "prompt tokens kept (the last ones)"},
+    {"max_completion_length", CONFIG_INT, "256", "tokens generated per completion at most"},
+    {"temperature", CONFIG_FLOAT, "1.0", "sampling temperature (> 0)"},
+    {"top_p", CONFIG_FLOAT, "1.0", "nucleus sampling (1: off)"},
+    {"top_k", CONFIG_INT, "0", "top-k sampling (0: off)"},
+    {"min_p", CONFIG_FLOAT, "0.0", "min-p sampling (0: off)"},
+    {"repetition_penalty", CONFIG_FLOAT, "1.0", "repetition penalty over prompt and completion (1: off)"},
+    {"speculative", CONFIG_BOOL, "false", "draft with the model's MTP modules while sampling"},
+    {"max_live", CONFIG_INT, "0", "sequences decoding at once (0: all of a step's P·G)"},
+    /* loss */
+    {"beta", CONFIG_FLOAT, "0.0", "k3 KL coefficient against the frozen starting model (0: no reference model)"},
+    {"epsilon", CONFIG_FLOAT, "0.2", "lower clip range of the ratio"},
+    {"epsilon_high", CONFIG_FLOAT, "null", "upper clip range (DAPO's clip-higher; default: epsilon)"},
+    {"num_iterations", CONFIG_INT, "1", "optimizer passes (μ) over each step's rollouts"},
+    {"loss_type", CONFIG_STRING, "\"grpo\"", "grpo, bnpo, dapo or dr_grpo"},
+    {"scale_rewards", CONFIG_STRING, "\"group\"", "advantage scaling: group, batch or none (Dr. GRPO)"},
+    {"importance_sampling_level", CONFIG_STRING, "\"token\"", "token (PPO ratio) or sequence (GSPO)"},
+    {"mask_truncated_completions", CONFIG_BOOL, "false", "leave completions cut by max_completion_length out of the loss"},
+    {"dynamic_sampling", CONFIG_BOOL, "false", "DAPO: drop groups whose rewards are all equal and draw more prompts"},
+    {"max_resample_draws", CONFIG_INT, "4", "dynamic sampling: extra draws per step at most"},
+    {"sync_ref_model", CONFIG_BOOL, "false", "mix the policy into the reference model every ref_model_sync_steps"},
+    {"ref_model_sync_steps", CONFIG_INT, "512", "steps between reference syncs"},
+    {"ref_model_mixup_alpha", CONFIG_FLOAT, "0.6", "ref ← α·policy + (1−α)·ref at a sync"},
+    {"aux_loss_scale", CONFIG_FLOAT, "1.0", "weight of the model's MTP and balance losses in the gradient"},
+    /* optimisation */
+    {"learning_rate", CONFIG_FLOAT, "1e-6", "peak learning rate of AdamW"},
+    {"lr_scheduler_type", CONFIG_STRING, "\"linear\"", "constant, linear or cosine (after the warm-up)"},
+    {"min_lr_ratio", CONFIG_FLOAT, "0.0", "floor of the linear and cosine decay, as a fraction of learning_rate"},
+    {"warmup_steps", CONFIG_INT, "0", "optimizer steps of linear warm-up from 0"},
+    {"per_device_train_batch_size", CONFIG_INT, "8", "prompts per step (P); a step trains on P·G completions"},
+    {"gradient_accumulation_steps", CONFIG_INT, "1", "micro-batches per optimizer step"},
+    {"max_steps", CONFIG_INT, "100", "GRPO steps to run"},
+    {"max_grad_norm", CONFIG_FLOAT, "1.0", "global gradient-norm clipping (0: off)"},
+    {"weight_decay", CONFIG_FLOAT, "0.0", "AdamW decoupled weight decay"},
+    {"adam_beta1", CONFIG_FLOAT, "0.9", "AdamW β1"},
+    {"adam_beta2", CONFIG_FLOAT, "0.999", "AdamW β2"},
+    {"adam_epsilon", CONFIG_FLOAT, "1e-8", "AdamW ε"},
+    /* bookkeeping */
+    {"save_steps", CONFIG_INT, "500", "checkpoint every N steps (0: only at the end; the last step always saves)"},
+    {"save_total_limit", CONFIG_INT, "0", "checkpoints kept, the newest ones (0: all)"},
+    {"logging_steps", CONFIG_INT, "10", "a log line every N steps (every step goes to run.db)"},
+    {"max_nan_steps", CONFIG_INT, "3", "non-finite updates are skipped; this many in a row abort the run"},
+    {"max_shard_bytes", CONFIG_INT, "5000000000", "split saved weights into shards above this size"},
+    {"log_level", CONFIG_STRING, "\"info\"", "debug, info, warn or error"},
+};
+
+const config_schema GRPO_SCHEMA = {GRPO_KEYS, sizeof GRPO_KEYS / sizeof GRPO_KEYS[0]};
+
+static const char *const UNHASHED[] = {"model",      "tokenizer",        "data",          "rewards",
+                                       "out",        "resume",           "allow_config_change", "save_steps",
+                                       "save_total_limit", "logging_steps", "max_nan_steps", "max_shard_bytes",
+                                       "log_level"};
+
+#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+static uint64_t fnv1a64(uint64_t h, const void *bytes, size_t n) {
+    const unsigned char *p = bytes;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+typedef struct grpo_options {
+    const char *model_dir, *tokenizer_path, *data_path, *rewards_path, *out_dir, *resume;
+    bool allow_config_change;
+    dataset_options data;
+    bool shuffle;
+    grpo_config g;
+    int64_t max_steps, save_steps, logging_steps;
+    int save_total_limit;
+    size_t max_shard_bytes;
+    uint64_t config_hash; /* the math keys; the rewards file is folded in once read */
+} grpo_options;
+
+static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) PT_PRINTF(4, 5);
+static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__, "key '%s' (from %s): %s", key, config_origin(cfg, key), msg);
+}
+
+static pt_status int_in(int64_t *out, const config *cfg, const char *key, int64_t lo, int64_t hi, pt_error *err) {
+    int64_t v = config_int(cfg, key);
+    if (v < lo || v > hi) return bad_key(err, cfg, key, "must be in %lld..%lld, got %lld", (long long)lo, (long long)hi, (long long)v);
+    *out = v;
+    return PT_OK;
+}
+
+static pt_status float_in(double *out, const config *cfg, const char *key, double lo, double hi, pt_error *err) {
+    double v = config_float(cfg, key);
+    if (!(v >= lo && v <= hi)) return bad_key(err, cfg, key, "must be in [%g, %g], got %g", lo, hi, v);
+    *out = v;
+    return PT_OK;
+}
+
+static pt_status required(const char **out, const config *cfg, const char *key, pt_error *err) {
+    const char *v = config_string(cfg, key);
+    if (!v || !*v) PT_FAIL(err, PT_ERR_CONFIG, "--%s is required (or \"%s\" in the config file)", key, key);
+    *out = v;
+    return PT_OK;
+}
+
+static pt_status keyed(pt_status st, pt_error *err, const config *cfg, const char *key) {
+    if (st != PT_OK) error_prefix(err, "key '%s' (from %s)", key, config_origin(cfg, key));
+    return st;
+}
+
+static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
+    char *json = NULL;
+    PT_TRY(config_to_json(&json, NULL, cfg, err));
+    cJSON *root = cJSON_Parse(json);
+    free(json);
+    PT_CHECK_ALLOC(root, err, 0);
+    for (size_t i = 0; i < sizeof UNHASHED / sizeof UNHASHED[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(root, UNHASHED[i]);
+    char *flat = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    PT_CHECK_ALLOC(flat, err, 0);
+    *hash = fnv1a64(FNV_OFFSET, flat, strlen(flat));
+    free(flat);
+    return PT_OK;
+}
+
+static pt_status options_from_config(grpo_options *o, const config *cfg, pt_error *err) {
+    memset(o, 0, sizeof *o);
+    PT_TRY(required(&o->model_dir, cfg, "model", err));
+    PT_TRY(required(&o->data_path, cfg, "data", err));
+    PT_TRY(required(&o->rewards_path, cfg, "rewards", err));
+    PT_TRY(required(&o->out_dir, cfg, "out", err));
+    o->tokenizer_path = config_string(cfg, "tokenizer");
+    if (!o->tokenizer_path || !*o->tokenizer_path) o->tokenizer_path = o->model_dir;
+    o->resume = config_string(cfg, "resume");
+    if (o->resume && !*o->resume) o->resume = NULL;
+    if (o->resume && strcmp(o->resume, "auto") != 0 && o->resume[0] == '-')
+        return bad_key(err, cfg, "resume", "expects \"auto\" or a checkpoint folder, got '%s'", o->resume);
+    o->allow_config_change = config_bool(cfg, "allow_config_change");
+
+    int64_t v = 0;
+    double d = 0;
+    grpo_config *g = &o->g;
+    *g = grpo_config_default();
+    dataset_options_default(&o->data);
+    o->data.format = DATASET_FORMAT_PROMPT;
+    o->data.truncation = DATASET_TRUNCATE_LEFT;
+    PT_TRY(keyed(dataset_on_bad_parse(&o->data.on_bad_line, config_string(cfg, "on_bad_line"), err), err, cfg, "on_bad_line"));
+    o->data.chat_format = config_string(cfg, "chat_format");
+    o->shuffle = config_bool(cfg, "shuffle");
+    g->seed = (uint64_t)config_int(cfg, "seed");
+
+    PT_TRY(int_in(&v, cfg, "num_generations", 2, 1 << 16, err));
+    g->num_generations = (int)v;
+    PT_TRY(int_in(&v, cfg, "max_prompt_length", 1, 1 << 20, err));
+    g->max_prompt_length = (int)v;
+    o->data.max_length = (size_t)v;
+    PT_TRY(int_in(&v, cfg, "max_completion_length", 1, 1 << 20, err));
+    g->max_completion_length = (int)v;
+    PT_TRY(float_in(&d, cfg, "temperature", 0, 100, err));
+    if (!(d > 0)) return bad_key(err, cfg, "temperature", "must be > 0 for GRPO (the loss needs the sampling policy), got %g", d);
+    g->sampling.temperature = (float)d;
+    PT_TRY(float_in(&d, cfg, "top_p", 0, 1, err));
+    if (!(d > 0)) return bad_key(err, cfg, "top_p", "must be in (0, 1], got %g", d);
+    g->sampling.top_p = (float)d;
+    PT_TRY(int_in(&v, cfg, "top_k", 0, 1 << 30, err));
+    g->sampling.top_k = (int)v;
+    PT_TRY(float_in(&d, cfg, "min_p", 0, 1, err));
+    g->sampling.min_p = (float)d;
+    PT_TRY(float_in(&d, cfg, "repetition_penalty", 1e-6, 1e6, err));
+    g->sampling.repetition_penalty = (float)d;
+    g->speculative = config_bool(cfg, "speculative");
+    PT_TRY(int_in(&v, cfg, "max_live", 0, 1 << 24, err));
+    g->max_live = (int)v;
+
+    PT_TRY(float_in(&g->beta, cfg, "beta", 0, 1e6, err));
+    PT_TRY(float_in(&g->epsilon, cfg, "epsilon", 0, 0.999999, err));
+    g->epsilon_high = g->epsilon;
+    if (!config_is_null(cfg, "epsilon_high")) PT_TRY(float_in(&g->epsilon_high, cfg, "epsilon_high", 0, 1e6, err));
+    PT_TRY(int_in(&v, cfg, "num_iterations", 1, 1 << 16, err));
+    g->num_iterations = (int)v;
+    PT_TRY(keyed(grpo_loss_type_parse(&g->loss_type, config_string(cfg, "loss_type"), err), err, cfg, "loss_type"));
+    PT_TRY(keyed(grpo_scale_rewards_parse(&g->scale_rewards, config_string(cfg, "scale_rewards"), err), err, cfg,
+                 "scale_rewards"));
+    PT_TRY(keyed(grpo_is_level_parse(&g->importance_sampling_level, config_string(cfg, "importance_sampling_level"), err),
+                 err, cfg, "importance_sampling_level"));
+    g->mask_truncated_completions = config_bool(cfg, "mask_truncated_completions");
+    g->dynamic_sampling = config_bool(cfg, "dynamic_sampling");
+    PT_TRY(int_in(&v, cfg, "max_resample_draws", 0, 1 << 16, err));
+    g->max_dynamic_draws = (int)v;
+    g->sync_ref_model = config_bool(cfg, "sync_ref_model");
+    PT_TRY(int_in(&v, cfg, "ref_model_sync_steps", 1, INT32_MAX, err));
+    g->ref_model_sync_steps = (int)v;
+    PT_TRY(float_in(&g->ref_model_mixup_alpha, cfg, "ref_model_mixup_alpha", 0, 1, err));
+    if (g->sync_ref_model && g->beta == 0)
+        return bad_key(err, cfg, "sync_ref_model", "needs beta > 0 (with beta 0 there is no reference model to sync)");
+    PT_TRY(float_in(&g->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, err));
+
+    g->sched.base_lr = config_float(cfg, "learning_rate");
+    if (!(g->sched.base_lr > 0))
+        return bad_key(err, cfg, "learning_rate", "must be a finite number > 0, got %g", g->sched.base_lr);
+    PT_TRY(keyed(lr_schedule_parse_type(&g->sched.type, config_string(cfg, "lr_scheduler_type"), err), err, cfg,
+                 "lr_scheduler_type"));
+    PT_TRY(float_in(&g->sched.min_lr_ratio, cfg, "min_lr_ratio", 0, 1, err));
+    PT_TRY(int_in(&g->sched.warmup_steps, cfg, "warmup_steps", 0, INT64_MAX / 4, err));
+    PT_TRY(int_in(&v, cfg, "per_device_train_batch_size", 1, 1 << 16, err));
+    g->per_device_train_batch_size = (int)v;
+    PT_TRY(int_in(&v, cfg, "gradient_accumulation_steps", 1, 1 << 16, err));
+    g->gradient_accumulation_steps = (int)v;
+    PT_TRY(int_in(&o->max_steps, cfg, "max_steps", 1, INT64_MAX / 4, err));
+    g->sched.total_steps = o->max_steps * g->num_iterations; /* the schedule counts optimizer steps */
+    if (g->sched.type != LR_SCHEDULE_CONSTANT && g->sched.warmup_steps > g->sched.total_steps)
+        return bad_key(err, cfg, "warmup_steps", "%lld warm-up steps are more than the run's %lld optimizer steps",
+                       (long long)g->sched.warmup_steps, (long long)g->sched.total_steps);
+    g->optim = (optim_config){.beta1 = config_float(cfg, "adam_beta1"), .beta2 = config_float(cfg, "adam_beta2"),
+                              .eps = config_float(cfg, "adam_epsilon"), .weight_decay = config_float(cfg, "weight_decay"),
+                              .max_grad_norm = config_float(cfg, "max_grad_norm"), .weight_decay_norms = false};
+    PT_TRY(float_in(&d, cfg, "adam_beta1", 0, 0.999999999, err));
+    PT_TRY(float_in(&d, cfg, "adam_beta2", 0, 0.999999999, err));
+    if (!(g->optim.eps > 0)) return bad_key(err, cfg, "adam_epsilon", "must be > 0, got %g", g->optim.eps);
+    PT_TRY(float_in(&d, cfg, "weight_decay", 0, 1e6, err));
+    PT_TRY(float_in(&d, cfg, "max_grad_norm", 0, 1e30, err));
+
+    PT_TRY(int_in(&o->save_steps, cfg, "save_steps", 0, INT64_MAX, err));
+    PT_TRY(int_in(&v, cfg, "save_total_limit", 0, 1 << 20, err));
+    o->save_total_limit = (int)v;
+    PT_TRY(int_in(&o->logging_steps, cfg, "logging_steps", 1, INT64_MAX, err));
+    PT_TRY(int_in(&v, cfg, "max_nan_steps", 1, 1 << 20, err));
+    g->max_nan_steps = (int)v;
+    PT_TRY(int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
+    o->max_shard_bytes = (size_t)v;
+    PT_TRY(grpo_config_validate(g, err));
+    return hash_config(&o->config_hash, cfg, err);
+}
+
+/* ---- small file helpers ------------------------------------------------------------------- */
+
+static pt_status path_join(char *out, size_t cap, const char *a, const char *b, pt_error *err) {
+    int n = snprintf(out, cap, "%s/%s", a, b);
+    if (n < 0 || (size_t)n >= cap) PT_FAIL(err, PT_ERR_INVALID, "path '%s/%s' is too long", a, b);
+    return PT_OK;
+}
+
+static bool path_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static bool is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The whole file as a NUL-terminated string. */
+static pt_status read_text(char **out, size_t *len, const char *path, const char *what, pt_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) PT_FAIL(err, PT_ERR_IO, "%s '%s' cannot be opened: %s", what, path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - 1 - n, f);
+        if (n < cap - 1) break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) free(buf);
+        buf = bigger, cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    PT_CHECK_ALLOC(buf, err, cap);
+    if (bad) {
+        free(buf);
+        PT_FAIL(err, PT_ERR_IO, "%s '%s' could not be read", what, path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return PT_OK;
+}
+
+/* dst (=) a copy of src, written as dst.tmp and renamed; fsync'd. */
+static pt_status copy_file(const char *dst, const char *src, pt_error *err) {
+    char *data = NULL, tmp[RUN_PATH];
+    size_t n = 0;
+    PT_TRY(read_text(&data, &n, src, "tokenizer file", err));
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) {
+        free(data);
+        PT_FAIL(err, PT_ERR_INVALID, "path '%s' is too long", dst);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(data);
+        PT_FAIL(err, PT_ERR_IO, "cannot create '%s': %s", tmp, strerror(e));
+    }
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, data + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    int ok = off == n && fsync(fd) == 0;
+    ok &= close(fd) == 0;
+    free(data);
+    if (!ok || rename(tmp, dst) != 0) {
+        int e = errno;
+        unlink(tmp);
+        PT_FAIL(err, PT_ERR_IO, "writing '%s' failed: %s", dst, strerror(e));
+    }
+    return PT_OK;
+}
+
+static pt_status remove_flat_dir(const char *dir, pt_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return PT_OK;
+        PT_FAIL(err, PT_ERR_IO, "cannot open folder '%s': %s", dir, strerror(errno));
+    }
+    pt_status st = PT_OK;
+    struct dirent *e;
+    char p[RUN_PATH];
+    while (st == PT_OK && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        st = path_join(p, sizeof p, dir, e->d_name, err);
+        if (st == PT_OK && unlink(p) != 0)
+            st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "cannot remove '%s': %s", p, strerror(errno));
+    }
+    closedir(d);
+    if (st == PT_OK && rmdir(dir) != 0)
+        st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "cannot remove folder '%s': %s", dir, strerror(errno));
+    return st;
+}
+
+/* ---- the prompt feed: the data loader as a grpo_prompt_source ------------------------------ */
+
+typedef struct prompt_feed {
+    data_loader loader;
+    dataset_example *ex; /* (P) */
+    int **ids;           /* (P) int copies of the prompt ids */
+    char **columns;      /* (P) the example's columns as a JSON object */
+    int P;
+} prompt_feed;
+
+static void feed_free(prompt_feed *f) {
+    for (int i = 0; f->ex && i < f->P; i++) {
+        dataset_example_free(&f->ex[i]);
+        free(f->ids[i]), free(f->columns[i]);
+    }
+    free(f->ex), free(f->ids), free(f->columns);
+    data_loader_free(&f->loader);
+    memset(f, 0, sizeof *f);
+}
+
+/* {"name": json, ...} from the example's columns (values verbatim, names JSON-escaped). */
+static pt_status columns_json(char **out, const dataset_example *ex, pt_error *err) {
+    size_t cap = 3;
+    char **names = calloc(ex->n_columns ? ex->n_columns : 1, sizeof *names);
+    PT_CHECK_ALLOC(names, err, ex->n_columns * sizeof *names);
+    pt_status st = PT_OK;
+    for (size_t i = 0; i < ex->n_columns; i++) {
+        cJSON *s = cJSON_CreateString(ex->columns[i].name);
+        names[i] = s ? cJSON_PrintUnformatted(s) : NULL;
+        cJSON_Delete(s);
+        if (!names[i]) {
+            st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory building the columns of a prompt");
+            goto done;
+        }
+        cap += strlen(names[i]) + strlen(ex->columns[i].json) + 2;
+    }
+    char *s = malloc(cap);
+    if (!s) {
+        st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory (%zu bytes)", cap);
+        goto done;
+    }
+    size_t k = 0;
+    s[k++] = '{';
+    for (size_t i = 0; i < ex->n_columns; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%s%s:%s", i ? "," : "", names[i], ex->columns[i].json);
+    s[k++] = '}';
+    s[k] = '\0';
+    free(*out);
+    *out = s;
+done:
+    for (size_t i = 0; i < ex->n_columns; i++) free(names[i]);
+    free(names);
+    return st;
+}
+
+static pt_status feed_next(void *ctx, grpo_prompt *out, int n, int *got, pt_error *err) {
+    prompt_feed *f = ctx;
+    PT_CHECK(n <= f->P, err, PT_ERR_INTERNAL, "the trainer asked for %d prompts, more than P = %d", n, f->P);
+    dataset_cursor c = data_loader_cursor(&f->loader);
+    /* the ordinal of a draw over the whole run: unique, and restored with the cursor */
+    int64_t ordinal = (int64_t)(c.epoch * c.n_examples + c.position);
+    size_t have = 0;
+    PT_TRY(data_loader_next_examples(f->ex, &have, (size_t)n, &f->loader, err));
+    for (size_t i = 0; i < have; i++) {
+        const dataset_example *ex = &f->ex[i];
+        size_t len = ex->seq.n;
+        int *ids = realloc(f->ids[i], (len ? len : 1) * sizeof(int));
+        PT_CHECK_ALLOC(ids, err, len * sizeof(int));
+        f->ids[i] = ids;
+        for (size_t j = 0; j < len; j++) ids[j] = (int)ex->seq.ids[j];
+        PT_TRY(columns_json(&f->columns[i], ex, err));
+        out[i] = (grpo_prompt){.ids = ids, .len = (int)len, .index = ordinal + (int64_t)i, .text = ex->prompt_text,
+                               .columns = f->columns[i]};
+    }
+    *got = (int)have;
+    return PT_OK;
+}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+typedef struct grpo_ctx {
+    grpo_options o;
+    const grpo_io *io;
+    tokenizer *tok;
+    dataset *train;
+    reward_set rewards;
+    bool have_rewards;
+    policy_model m;
+    bool have_model;
+    prompt_feed feed;
+    bool have_feed;
+    grpo_trainer tr;
+    bool have_trainer;
+    int eos[MODEL_MAX_EOS + 1];
+    int64_t start_step;
+    char ckpt_dir[RUN_PATH];  /* resumed from ("" for a fresh start) */
+    char last_ckpt[RUN_PATH]; /* newest checkpoint known to be complete */
+    bool out_exists, existing_run;
+    run_store *rs;
+    char **reward_names;      /* (rewards.n) borrowed from the reward set */
+} grpo_ctx;
+
+static void say(const grpo_ctx *c, log_level level, const char *fmt, ...) PT_PRINTF(3, 4);
+static void say(const grpo_ctx *c, log_level level, const char *fmt, ...) {
+    if (!c->io || !c->io->log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(c->io->log, level, fmt, ap);
+    va_end(ap);
+}
+
+static pt_status check_out(grpo_ctx *c, pt_error *err) {
+    const char *out = c->o.out_dir;
+    struct stat sb;
+    if (stat(out, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' exists and is not a folder", out);
+        if (access(out, W_OK) != 0) PT_FAIL(err, PT_ERR_IO, "--out '%s' is not writable: %s", out, strerror(errno));
+        c->out_exists = true;
+        static const char *const MARKS[] = {RUN_STORE_FILE, "checkpoints", "final"};
+        for (size_t i = 0; i < sizeof MARKS / sizeof MARKS[0]; i++) {
+            char p[RUN_PATH];
+            PT_TRY(path_join(p, sizeof p, out, MARKS[i], err));
+            if (path_exists(p)) c->existing_run = true;
+        }
+        return PT_OK;
+    }
+    if (errno != ENOENT) PT_FAIL(err, PT_ERR_IO, "--out '%s': %s", out, strerror(errno));
+    char tmp[RUN_PATH];
+    snprintf(tmp, sizeof tmp, "%s", out);
+    const char *parent = dirname(tmp);
+    if (!is_dir(parent)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s': its parent folder '%s' does not exist", out, parent);
+    if (access(parent, W_OK) != 0) PT_FAIL(err, PT_ERR_IO, "--out '%s' cannot be created: '%s' is not writable", out, parent);
+    return PT_OK;
+}
+
+static pt_status resolve_resume(grpo_ctx *c, pt_error *err) {
+    const char *r = c->o.resume, *out = c->o.out_dir;
+    if (!r) {
+        if (c->existing_run)
+            PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' already holds a run (run.db, checkpoints/ or final/): continue it "
+                    "with --resume auto, or choose a new --out", out);
+        return PT_OK;
+    }
+    if (strcmp(r, "auto") == 0) {
+        if (!c->out_exists) return PT_OK;
+        ckpt_scan scan;
+        PT_TRY(train_state_find_latest(&scan, out, err));
+        for (int i = 0; i < scan.n_skipped; i++)
+            say(c, LOG_LEVEL_WARN, "resume auto: passing over %s: %s", scan.skipped[i].path, scan.skipped[i].reason);
+        if (scan.found) snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s", scan.dir);
+        else say(c, LOG_LEVEL_INFO, "resume auto: no complete checkpoint under %s/checkpoints, starting from step 0", out);
+        ckpt_scan_free(&scan);
+        return PT_OK;
+    }
+    if (train_state_verify(NULL, r, err) != PT_OK) return error_prefix(err, "--resume '%s' is not a complete checkpoint", r);
+    snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s", r);
+    return PT_OK;
+}
+
+/* Reads the rewards file, builds the set and folds the file's bytes into the config hash. */
+static pt_status load_rewards(grpo_ctx *c, pt_error *err) {
+    const char *path = c->o.rewards_path;
+    char *text = NULL;
+    size_t len = 0;
+    PT_TRY(read_text(&text, &len, path, "--rewards", err));
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t at = end ? (size_t)(end - text) : 0, line = 1, col = 1;
+        for (size_t i = 0; i < at && i < len; i++) {
+            if (text[i] == '\n') line++, col = 1;
+            else col++;
+        }
+        free(text);
+        PT_FAIL(err, PT_ERR_CONFIG, "--rewards '%s':%zu:%zu: not valid JSON (expected an array of reward configs "
+                "[{\"name\", \"type\", \"weight\", ...}])", path, line, col);
+    }
+    c->o.config_hash = fnv1a64(c->o.config_hash, text, len);
+    free(text);
+    pt_status st = PT_OK;
+    if (!cJSON_IsArray(root))
+        st = error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__,
+                       "--rewards '%s': expected a JSON array of reward configs [{\"name\", \"type\", \"weight\", ...}], "
+                       "got %s", path, cJSON_IsObject(root) ? "an object" : "another JSON value");
+    else if ((st = reward_set_init(&c->rewards, root, NULL, NULL, err)) != PT_OK)
+        error_prefix(err, "--rewards '%s'", path);
+    else
+        c->have_rewards = true;
+    cJSON_Delete(root);
+    return st;
+}
+
+static pt_status open_data(grpo_ctx *c, pt_error *err) {
+    const char *path = c->o.data_path;
+    if (!path_exists(path)) PT_FAIL(err, PT_ERR_IO, "--data '%s' does not exist", path);
+    if (dataset_open_jsonl(&c->train, path, c->tok, &c->o.data, err) != PT_OK) return error_prefix(err, "--data");
+    if (dataset_size(c->train) == 0) PT_FAIL(err, PT_ERR_CONFIG, "--data '%s' holds no usable prompt", path);
+    return PT_OK;
+}
+
+/* The policy (model folder or checkpoint) and the trainer. */
+static pt_status load_model(grpo_ctx *c, pt_error *err) {
+    const char *from = c->ckpt_dir[0] ? c->ckpt_dir : c->o.model_dir;
+    model_load_info info;
+    if (model_load(&c->m, from, &info, err) != PT_OK)
+        return error_prefix(err, "%s '%s'", c->ckpt_dir[0] ? "checkpoint" : "--model", from);
+    c->have_model = true;
+    if (info.nonfinite)
+        PT_FAIL(err, PT_ERR_NUMERIC, "'%s' holds NaN/Inf values in %d tensor(s): %s", from, info.nonfinite,
+                info.nonfinite_names);
+    size_t n_ids = tokenizer_n_ids(c->tok);
+    if (n_ids > (size_t)c->m.cfg.vocab_size)
+        PT_FAIL(err, PT_ERR_CONFIG, "the tokenizer '%s' has %zu ids but the model's vocab_size is %d",
+                c->o.tokenizer_path, n_ids, c->m.cfg.vocab_size);
+    int n = 0;
+    for (int i = 0; i < c->m.cfg.n_eos_token_ids && n < MODEL_MAX_EOS; i++) c->eos[n++] = c->m.cfg.eos_token_ids[i];
+    int32_t te = tokenizer_eos_id(c->tok);
+    bool have = false;
+    for (int i = 0; i < n; i++) have |= c->eos[i] == te;
+    if (te >= 0 && !have) c->eos[n++] = te;
+    c->o.g.eos_ids = c->eos;
+    c->o.g.n_eos = n;
+    c->o.g.router_bias_gamma = c->m.cfg.posttrain_bias_update_speed;
+    return PT_OK;
+}
+
+/* Resuming: the optimizer moments and step, the cursor and the reference model. */
+static pt_status restore(grpo_ctx *c, dataset_cursor *cursor, bool *have_cursor, pt_error *err) {
+    char path[RUN_PATH];
+    PT_TRY(path_join(path, sizeof path, c->ckpt_dir, TRAIN_STATE_FILE, err));
+    train_progress p;
+    if (train_state_read_file(&p, &c->tr.opt, path, err) != PT_OK) return error_prefix(err, "checkpoint '%s'", c->ckpt_dir);
+    pt_status st = PT_OK;
+    if (p.config_hash != c->o.config_hash && !c->o.allow_config_change)
+        st = error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__,
+                       "checkpoint '%s' was made with other training keys or rewards (config hash %016" PRIx64
+                       ", now %016" PRIx64 "): resume with the same config, or set allow_config_change",
+                       c->ckpt_dir, p.config_hash, c->o.config_hash);
+    if (st == PT_OK && dataset_cursor_decode(cursor, p.cursor, p.cursor_bytes, err) != PT_OK)
+        st = error_prefix(err, "the data cursor of checkpoint '%s'", c->ckpt_dir);
+    c->start_step = p.step;
+    train_progress_free(&p);
+    PT_TRY(st);
+    *have_cursor = true;
+    c->tr.step = c->start_step;
+    if (c->tr.has_ref) {
+        if (c->o.g.sync_ref_model && c->start_step >= c->o.g.ref_model_sync_steps)
+            PT_FAIL(err, PT_ERR_UNSUPPORTED, "checkpoint '%s' is past a reference-model sync (sync_ref_model, step %lld "
+                    "≥ ref_model_sync_steps %d): the synced reference is not saved, so this run cannot resume exactly",
+                    c->ckpt_dir, (long long)c->start_step, c->o.g.ref_model_sync_steps);
+        policy_model start;
+        if (model_load(&start, c->o.model_dir, NULL, err) != PT_OK)
+            return error_prefix(err, "--model '%s' (the reference model of the resumed run)", c->o.model_dir);
+        if (start.layout.total != c->m.layout.total) {
+            model_free(&start);
+            PT_FAIL(err, PT_ERR_CONFIG, "--model '%s' is not the model this run started from (its shape differs from "
+                    "checkpoint '%s')", c->o.model_dir, c->ckpt_dir);
+        }
+        memcpy(c->tr.ref.params, start.params, c->m.layout.total * sizeof(float));
+        model_free(&start);
+    }
+    snprintf(c->last_ckpt, sizeof c->last_ckpt, "%s", c->ckpt_dir);
+    return PT_OK;
+}
+
+static pt_status prepare(grpo_ctx *c, pt_error *err) {
+    if (!is_dir(c->o.model_dir))
+        PT_FAIL(err, PT_ERR_IO, "--model '%s' is not a folder (it should hold config.json, model.safetensors and "
+                "tokenizer.json)", c->o.model_dir);
+    if (!path_exists(c->o.rewards_path)) PT_FAIL(err, PT_ERR_IO, "--rewards '%s' does not exist", c->o.rewards_path);
+    PT_TRY(check_out(c, err));
+    PT_TRY(resolve_resume(c, err));
+    PT_TRY(load_rewards(c, err));
+    if (tokenizer_load(&c->tok, c->o.tokenizer_path, err) != PT_OK)
+        return error_prefix(err, "%s '%s'", c->o.tokenizer_path == c->o.model_dir ? "--model" : "--tokenizer",
+                            c->o.tokenizer_path);
+    PT_TRY(open_data(c, err));
+    PT_TRY(load_model(c, err));
+    PT_TRY(grpo_trainer_init(&c->tr, &c->m, c->tok, &c->rewards, &c->o.g, err));
+    c->have_trainer = true;
+    dataset_cursor cursor;
+    bool have_cursor = false;
+    if (c->ckpt_dir[0]) PT_TRY(restore(c, &cursor, &have_cursor, err));
+    const int P = c->o.g.per_device_train_batch_size;
+    c->feed.P = P;
+    c->feed.ex = calloc((size_t)P, sizeof *c->feed.ex);
+    c->feed.ids = calloc((size_t)P, sizeof *c->feed.ids);
+    c->feed.columns = calloc((size_t)P, sizeof *c->feed.columns);
+    c->have_feed = true;
+    if (!c->feed.ex || !c->feed.ids || !c->feed.columns)
+        PT_FAIL(err, PT_ERR_NOMEM, "out of memory for %d prompts", P);
+    data_loader_options lo = {.B = 1, .T = 2, .packing = DATASET_PACK_NONE, .shuffle = c->o.shuffle, .seed = c->o.g.seed,
+                              .drop_last = false, .max_epochs = 0, .pad_id = -1};
+    if (data_loader_init(&c->feed.loader, c->train, &lo, have_cursor ? &cursor : NULL, err) != PT_OK)
+        return error_prefix(err, "--data '%s'", c->o.data_path);
+    return PT_OK;
+}
+
+static void ctx_free(grpo_ctx *c) {
+    run_store_close(c->rs);
+    if (c->have_feed) feed_free(&c->feed);
+    if (c->have_trainer) grpo_trainer_free(&c->tr);
+    if (c->have_model) model_free(&c->m);
+    if (c->have_rewards) reward_set_free(&c->rewards);
+    dataset_free(c->train);
+    tokenizer_free(c->tok);
+}
+
+/* ---- execute ------------------------------------------------------------------------------ */
+
+static const char *finish_name(finish_reason f) {
+    return f == FINISH_STOP ? "stop" : f == FINISH_LENGTH ? "length" : "none";
+}
+
+/* The step's metrics (TRL names) and rollouts in the open step of the store. */
+static pt_status log_step_rows(grpo_ctx *c, const grpo_step_stats *s, pt_error *err) {
+    const char *names[] = {"reward", "reward_std", "frac_reward_zero_std", "loss", "kl", "entropy",
+                           "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
+                           "completions/mean_length", "completions/min_length", "completions/max_length",
+                           "completions/clipped_ratio", "grad_norm", "learning_rate", "step_time",
+                           "step_time/generation", "step_time/scoring", "step_time/update", "num_tokens",
+                           "tokens_per_second", "engine_logp_diff", "groups", "prompts_drawn", "masked", "nan_skipped"};
+    const double values[] = {s->reward, s->reward_std, s->frac_reward_zero_std, s->loss, s->kl, s->entropy,
+                             s->clip_low, s->clip_high, s->clip_region, s->mean_length, s->min_length, s->max_length,
+                             s->clipped_ratio, s->grad_norm, s->lr, s->step_seconds, s->gen_seconds,
+                             s->score_seconds, s->update_seconds, s->num_tokens, s->tokens_per_second,
+                             s->engine_logp_diff, s->groups, s->prompts_drawn, s->masked, s->skipped};
+    PT_TRY(run_store_log_metrics(c->rs, names, values, sizeof names / sizeof names[0], err));
+    const grpo_trainer *t = &c->tr;
+    const int G = t->cfg.num_generations, nr = c->rewards.n;
+    const size_t stride = (size_t)t->cfg.per_device_train_batch_size * (size_t)G;
+    /* per reward over the kept rollouts: rewards/<name>/mean and std of the scored items */
+    for (int k = 0; k < nr; k++) {
+        double sum = 0, sq = 0, n = 0;
+        for (int i = 0; i < t->R; i++) {
+            const reward_result *r = &t->per_reward[(size_t)k * stride + (size_t)i];
+            if (r->status == REWARD_OK) sum += r->score, sq += r->score * r->score, n += 1;
+        }
+        /* TRL logs torch.std: the sample std (Bessel), NaN for fewer than two scores */
+        double mean = n > 0 ? sum / n : NAN, var = n > 1 ? (sq - n * mean * mean) / (n - 1) : NAN;
+        char name[REWARD_NAME_MAX + 32];
+        snprintf(name, sizeof name, "rewards/%s/mean", c->rewards.rewards[k]->name);
+        PT_TRY(run_store_log_metric(c->rs, name, mean, err));
+        snprintf(name, sizeof name, "rewards/%s/std", c->rewards.rewards[k]->name);
+        PT_TRY(run_store_log_metric(c->rs, name, n > 1 ? sqrt(var > 0 ? var : 0) : NAN, err));
+    }
+    double *scores = calloc((size_t)(nr ? nr : 1), sizeof *scores);
+    PT_CHECK_ALLOC(scores, err, (size_t)nr * sizeof *scores);
+    pt_status st = PT_OK;
+    for (int i = 0; i < t->R && st == PT_OK; i++) {
+        for (int k = 0; k < nr; k++) {
+            const reward_result *r = &t->per_reward[(size_t)k * stride + (size_t)i];
+            scores[k] = r->status == REWARD_OK ? r->score : NAN;
+        }
+        const grpo_prompt *p = &t->prompts[i / G];
+        run_rollout ro = {.prompt_index = p->index, .sample_index = i % G, .prompt = p->text, .completion = t->text[i],
+                          .reward_names = (const char *const *)c->reward_names, .reward_scores = scores,
+                          .n_rewards = nr, .reward = t->reward_ok[i] ? t->reward[i] : NAN,
+                          .advantage = t->adv[i], .length = t->comp[i].len, .finish_reason = finish_name(t->comp[i].finish)};
+        st = run_store_log_rollout(c->rs, &ro, err);
+    }
+    free(scores);
+    return st;
+}
+
+static pt_status log_step(grpo_ctx *c, const grpo_step_stats *s, pt_error *err) {
+    PT_TRY(run_store_begin_step(c->rs, s->step, err));
+    pt_status st = log_step_rows(c, s, err);
+    if (st == PT_OK) return run_store_commit_step(c->rs, err);
+    pt_error ignored = {0};
+    run_store_rollback_step(c->rs, &ignored);
+    return st;
+}
+
+static pt_status save_checkpoint(grpo_ctx *c, int64_t step, pt_error *err) {
+    unsigned char cur[DATASET_CURSOR_BYTES];
+    dataset_cursor dc = data_loader_cursor(&c->feed.loader);
+    dataset_cursor_encode(cur, &dc);
+    train_progress p = {.step = step, .config_hash = c->o.config_hash, .rngs = NULL, .n_rngs = 0, .cursor = cur,
+                        .cursor_bytes = sizeof cur};
+    train_save_options so = {.keep_last = c->o.save_total_limit, .max_shard_bytes = c->o.max_shard_bytes};
+    char dir[RUN_PATH];
+    PT_TRY(train_state_save(dir, sizeof dir, c->o.out_dir, &c->m, &c->tr.opt, &p, &so, err));
+    snprintf(c->last_ckpt, sizeof c->last_ckpt, "%s", dir);
+    PT_TRY(run_store_begin_step(c->rs, step, err));
+    pt_status st = run_store_log_checkpoint(c->rs, dir, "", err);
+    if (st == PT_OK) return run_store_commit_step(c->rs, err);
+    pt_error ignored = {0};
+    run_store_rollback_step(c->rs, &ignored);
+    return st;
+}
+
+static pt_status copy_tokenizer(const char *dst_dir, const char *src, pt_error *err) {
+    char from[RUN_PATH], to[RUN_PATH];
+    if (!is_dir(src)) {
+        PT_TRY(path_join(to, sizeof to, dst_dir, "tokenizer.json", err));
+        return copy_file(to, src, err);
+    }
+    static const char *const FILES[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "chat_template.jinja"};
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        PT_TRY(path_join(from, sizeof from, src, FILES[i], err));
+        if (!path_exists(from)) continue;
+        PT_TRY(path_join(to, sizeof to, dst_dir, FILES[i], err));
+        PT_TRY(copy_file(to, from, err));
+    }
+    return PT_OK;
+}
+
+static pt_status write_final(char *final_dir, size_t cap, grpo_ctx *c, pt_error *err) {
+    char tmp[RUN_PATH], old[RUN_PATH];
+    PT_TRY(path_join(final_dir, cap, c->o.out_dir, "final", err));
+    if (snprintf(tmp, sizeof tmp, "%.4000s.tmp", final_dir) >= (int)sizeof tmp ||
+        snprintf(old, sizeof old, "%.4000s.old", final_dir) >= (int)sizeof old || strlen(final_dir) > 4000)
+        PT_FAIL(err, PT_ERR_INVALID, "path '%s' is too long", final_dir);
+    PT_TRY(remove_flat_dir(tmp, err));
+    pt_status st = model_save(&c->m, tmp, c->o.max_shard_bytes, err);
+    if (st == PT_OK) st = copy_tokenizer(tmp, c->o.tokenizer_path, err);
+    if (st == PT_OK) st = remove_flat_dir(old, err);
+    if (st == PT_OK && path_exists(final_dir) && rename(final_dir, old) != 0)
+        st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "moving the old '%s' aside: %s", final_dir, strerror(errno));
+    if (st == PT_OK && rename(tmp, final_dir) != 0)
+        st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "renaming '%s' to '%s': %s", tmp, final_dir, strerror(errno));
+    if (st != PT_OK) {
+        pt_error ignored = {0};
+        remove_flat_dir(tmp, &ignored);
+        final_dir[0] = '\0';
+        return error_prefix(err, "writing the final model");
+    }
+    return remove_flat_dir(old, err);
+}
+
+static void show_step(grpo_ctx *c, progress *bar, const grpo_step_stats *s) {
+    progress_set_field(bar, "reward", "%.3f", s->reward);
+    progress_set_field(bar, "kl", "%.4f", s->kl);
+    progress_set_field(bar, "clip", "%.3f", s->clip_region);
+    progress_set_field(bar, "len", "%.1f/%.0f", s->mean_length, s->max_length);
+    progress_set_field(bar, "s/step", "%.2f", s->step_seconds);
+    progress_update(bar, s->step, timer_now());
+    if (s->skipped)
+        say(c, LOG_LEVEL_WARN, "step %lld: non-finite loss or gradient: %d update(s) skipped (%d in a row; max_nan_steps %d)",
+            (long long)s->step, s->skipped, c->tr.guard.consecutive, c->o.g.max_nan_steps);
+    else if (s->step % c->o.logging_steps == 0 || s->step == c->o.max_steps)
+        say(c, LOG_LEVEL_INFO, "step %lld/%lld  reward %.4f ± %.4f  kl %.4f  entropy %.3f  clip %.3f  len %.1f "
+            "(clipped %.2f)  loss %.4f  lr %.2e  %.2f s (gen %.2f, score %.2f, update %.2f)  %.0f tok/s",
+            (long long)s->step, (long long)c->o.max_steps, s->reward, s->reward_std, s->kl, s->entropy, s->clip_region,
+            s->mean_length, s->clipped_ratio, s->loss, s->lr, s->step_seconds, s->gen_seconds, s->score_seconds,
+            s->update_seconds, s->tokens_per_second);
+}
+
+static pt_status train_loop(grpo_result *res, grpo_ctx *c, pt_error *err) {
+    const grpo_run_hooks *hooks = c->io ? c->io->hooks : NULL;
+    progress bar;
+    const double t0 = timer_now();
+    progress_init(&bar, c->io ? c->io->progress : NULL, "grpo", c->o.max_steps, t0);
+    snprintf(bar.unit, sizeof bar.unit, "step");
+    progress_resume(&bar, c->start_step);
+    pt_status st = PT_OK;
+    while (c->tr.step < c->o.max_steps) {
+        grpo_step_stats s;
+        st = grpo_trainer_step(&s, &c->tr, feed_next, &c->feed, err);
+        if (st == PT_ERR_NUMERIC) {
+            if (c->last_ckpt[0])
+                error_prefix(err, "stopped at step %lld; the newest checkpoint '%s' is from a good step and is "
+                             "untouched — resume from it with a lower learning_rate", (long long)s.step, c->last_ckpt);
+            else
+                error_prefix(err, "stopped at step %lld before any checkpoint was written", (long long)s.step);
+            break;
+        }
+        if (st != PT_OK) break;
+        res->end_step = s.step;
+        if (isnan(res->reward_first)) res->reward_first = s.reward;
+        res->reward_last = s.reward;
+        res->skipped_steps += s.skipped;
+        if ((st = log_step(c, &s, err)) != PT_OK) break;
+        show_step(c, &bar, &s);
+        const bool last = s.step >= c->o.max_steps;
+        const bool save_due = (c->o.save_steps > 0 && s.step % c->o.save_steps == 0) || last;
+        if (save_due && c->tr.guard.consecutive == 0) {
+            if ((st = save_checkpoint(c, s.step, err)) != PT_OK) break;
+            say(c, LOG_LEVEL_DEBUG, "checkpoint %s", c->last_ckpt);
+        }
+        if (hooks && hooks->after_step && !hooks->after_step(hooks->ctx, &s)) {
+            res->stopped = true;
+            break;
+        }
+    }
+    progress_finish(&bar, timer_now());
+    res->seconds = timer_now() - t0;
+    return st;
+}
+
+/* num_tokens is cumulative (TRL): a resumed run continues from the stored value. */
+static void restore_num_tokens(grpo_ctx *c) {
+    run_metric_series s;
+    pt_error ignored = {0};
+    if (run_store_metric_series(&s, c->rs, "num_tokens", &ignored) != PT_OK) return;
+    for (size_t i = 0; i < s.n; i++)
+        if (s.steps[i] == c->start_step) c->tr.num_tokens = s.values[i];
+    run_metric_series_free(&s);
+}
+
+static void undo_start(const grpo_ctx *c, bool created_dir, bool created_db) {
+    static const char *const DB[] = {RUN_STORE_FILE, RUN_STORE_FILE "-wal", RUN_STORE_FILE "-shm",
+                                     RUN_STORE_FILE "-journal"};
+    char p[RUN_PATH];
+    if (!created_db) return;
+    pt_error ignored = {0};
+    for (size_t i = 0; i < sizeof DB / sizeof DB[0]; i++)
+        if (path_join(p, sizeof p, c->o.out_dir, DB[i], &ignored) == PT_OK) unlink(p);
+    if (created_dir) rmdir(c->o.out_dir);
+}
+
+static pt_status execute(grpo_result *res, grpo_ctx *c, const config *cfg, pt_error *err) {
+    bool created_dir = false, created_db = false;
+    char db[RUN_PATH];
+    PT_TRY(path_join(db, sizeof db, c->o.out_dir, RUN_STORE_FILE, err));
+    if (!c->out_exists) {
+        if (mkdir(c->o.out_dir, 0755) != 0) PT_FAIL(err, PT_ERR_IO, "cannot create --out '%s': %s", c->o.out_dir, strerror(errno));
+        created_dir = true;
+    }
+    created_db = !path_exists(db);
+    char *json = NULL;
+    uint64_t full_hash = 0;
+    pt_status st = run_store_open(&c->rs, c->o.out_dir, 0, err);
+    if (st == PT_OK) st = config_to_json(&json, &full_hash, cfg, err);
+    if (st == PT_OK) st = run_store_log_run(c->rs, "grpo", json, full_hash, err);
+    free(json);
+    if (st == PT_OK) st = run_store_discard_after(c->rs, c->start_step > 0 ? c->start_step : -1, err);
+    if (st != PT_OK) {
+        run_store_close(c->rs);
+        c->rs = NULL;
+        undo_start(c, created_dir, created_db);
+        return st;
+    }
+    if (c->start_step > 0) restore_num_tokens(c);
+    PT_TRY(train_loop(res, c, err));
+    if (res->stopped) return PT_OK;
+    return write_final(res->final_dir, sizeof res->final_dir, c, err);
+}
+
+pt_status grpo_run(grpo_result *res, const config *cfg, const grpo_io *io, pt_error *err) {
+    memset(res, 0, sizeof *res);
+    res->reward_first = res->reward_last = NAN;
+    grpo_ctx *c = calloc(1, sizeof *c);
+    PT_CHECK_ALLOC(c, err, sizeof *c);
+    c->io = io;
+    pt_status st = options_from_config(&c->o, cfg, err);
+    if (st == PT_OK) st = prepare(c, err);
+    if (st == PT_OK) {
+        c->reward_names = calloc((size_t)c->rewards.n, sizeof *c->reward_names);
+        if (!c->reward_names) st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
+        for (int k = 0; st == PT_OK && k < c->rewards.n; k++) c->reward_names[k] = c->rewards.rewards[k]->name;
+    }
+    if (st == PT_OK) {
+        res->start_step = res->end_step = c->start_step;
+        res->total_steps = c->o.max_steps;
+        say(c, LOG_LEVEL_INFO, "grpo: %zu prompts from %s; %d reward(s) from %s; %lld steps of %d prompts × %d "
+            "completions; %s step %lld", dataset_size(c->train), c->o.data_path, c->rewards.n, c->o.rewards_path,
+            (long long)c->o.max_steps, c->o.g.per_device_train_batch_size, c->o.g.num_generations,
+            c->ckpt_dir[0] ? "resuming from" : "starting at", (long long)c->start_step);
+        st = execute(res, c, cfg, err);
+    }
+    free(c->reward_names);
+    ctx_free(c);
+    free(c);
+    return st;
+}

@@ -1,0 +1,411 @@
+/* test_grpo_run.c — a whole GRPO run (grpo/run.h) on a tiny model, a tiny prompt JSONL and two
+ * regex rewards, all written into a temporary folder.
+ *
+ * What carries weight:
+ *   - the run store: each of the 4 steps has its metrics and exactly G × P rollouts; every
+ *     rollout's per-reward scores are recomputed here from its stored completion text (count of
+ *     'e' bytes; 1 when an 'a' occurs), its total from the weights of the rewards file, each
+ *     step's `reward` metric from the rollout rows, and each group's advantages from its totals
+ *     ((r − mean)/(sample std + 1e-4), TRL's formula, written out here) — a rollout logged under
+ *     the wrong group, sample or step, a wrong weight or a wrong metric fails. The final folder
+ *     holds the model and the tokenizer; checkpoints step-2 and step-4 exist. Prompt ordinals (the
+ *     rollout streams' keys) are 0..7 over the 8 draws of the run, each once, across epochs.
+ *   - resume: a run stopped after step 3 (its newest checkpoint is step 2; step 3 is in run.db
+ *     and must be redone) and resumed with `resume: auto` to step 4 ends with final weights that
+ *     are byte-identical to an uninterrupted 4-step run, with the same loss and reward at every
+ *     step and G × P rollouts at step 3 (not twice as many). The run uses β > 0 (the reference
+ *     model must be reloaded from the starting model), μ = 2, warm-up and linear decay, two
+ *     micro-batches. A run with another seed must end with different weights, so the byte
+ *     comparison can see a difference.
+ *   - bad input: a rewards file that is not JSON, or names an unknown reward type, gives an
+ *     error naming the file (and line:column for JSON) and creates no run folder; an existing
+ *     empty --out stays empty.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "datasets/run_store.h"
+#include "grpo/run.h"
+#include "model/checkpoint.h"
+#include "model/tokenizer.h"
+#include "tests/util/check.h"
+
+#define G_ 4
+#define P_ 2
+
+typedef struct world {
+    char dir[256];
+    char model[320], data[320], rewards[320];
+} world;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+static void tiny_config(model_config *c, int vocab) {
+    model_config_init(c);
+    c->vocab_size = vocab;
+    c->hidden_size = 32;
+    c->intermediate_size = 64;
+    c->moe_intermediate_size = 16;
+    c->num_hidden_layers = 2;
+    c->num_attention_heads = 2;
+    c->num_key_value_heads = 2;
+    c->n_shared_experts = 1;
+    c->n_routed_experts = 4;
+    c->routed_scaling_factor = 1.0;
+    c->kv_lora_rank = 16;
+    c->q_lora_rank = 0;
+    c->qk_rope_head_dim = 8;
+    c->qk_nope_head_dim = 8;
+    c->v_head_dim = 8;
+    c->n_group = 1;
+    c->topk_group = 1;
+    c->num_experts_per_tok = 2;
+    c->first_k_dense_replace = 1;
+    c->norm_topk_prob = true;
+    c->max_position_embeddings = 128;
+    c->initializer_range = 0.3; /* far from uniform: completions and rewards vary */
+    c->bos_token_id = 0;
+    c->eos_token_ids[0] = 1;
+    c->n_eos_token_ids = 1;
+    c->num_nextn_predict_layers = 1;
+    c->posttrain_bias_update_speed = 0.01;
+}
+
+static void world_init(world *w) {
+    snprintf(w->dir, sizeof w->dir, "/tmp/pt-grpo-run-XXXXXX");
+    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    snprintf(w->model, sizeof w->model, "%s/model", w->dir);
+    snprintf(w->data, sizeof w->data, "%s/prompts.jsonl", w->dir);
+    snprintf(w->rewards, sizeof w->rewards, "%s/rewards.json", w->dir);
+    char tok_dir[1024];
+    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
+    tokenizer *tok = NULL;
+    pt_error err = {0};
+    cr_assert_eq(tokenizer_load(&tok, tok_dir, &err), PT_OK, "%s", err.msg);
+    model_config c;
+    tiny_config(&c, (int)tokenizer_n_ids(tok));
+    policy_model m;
+    cr_assert_eq(model_init(&m, &c, 5, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(model_save(&m, w->model, 0, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(tokenizer_save(tok, w->model, &err), PT_OK, "%s", err.msg);
+    model_free(&m);
+    model_config_free(&c);
+    tokenizer_free(tok);
+    write_file(w->data, "{\"prompt\": \"The answer is\", \"answer\": \"4\"}\n"
+                        "{\"prompt\": \"Once upon a time\", \"answer\": \"x\"}\n"
+                        "{\"prompt\": \"Add 2 and 2:\", \"answer\": \"4\"}\n");
+    write_file(w->rewards, "[{\"name\": \"e_count\", \"type\": \"regex\", \"pattern\": \"e\", \"mode\": \"count\"},\n"
+                           " {\"name\": \"has_a\", \"type\": \"regex\", \"pattern\": \"a\", \"weight\": 0.5}]\n");
+}
+
+static void world_free(world *w) { nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static bool exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* The test run's config; extra is more JSON members (may be ""). */
+static void make_config(config *cfg, const world *w, const char *out, const char *extra) {
+    char json[4096];
+    snprintf(json, sizeof json,
+             "{\"model\": \"%s\", \"data\": \"%s\", \"rewards\": \"%s\", \"out\": \"%s\", \"num_generations\": %d, "
+             "\"per_device_train_batch_size\": %d, \"max_prompt_length\": 12, \"max_completion_length\": 8, "
+             "\"max_steps\": 4, \"save_steps\": 2, \"learning_rate\": 0.01, \"warmup_steps\": 1, "
+             "\"lr_scheduler_type\": \"linear\", \"beta\": 0.04, \"num_iterations\": 2, "
+             "\"gradient_accumulation_steps\": 2, \"seed\": 7, \"logging_steps\": 1%s%s}",
+             w->model, w->data, w->rewards, out, G_, P_, extra[0] ? ", " : "", extra);
+    pt_error err = {0};
+    cr_assert_eq(config_init(cfg, &GRPO_SCHEMA, 1, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(config_load_string(cfg, json, "test.json", &err), PT_OK, "%s\n%s", err.msg, json);
+}
+
+static pt_status run(grpo_result *res, const world *w, const char *out, const char *extra, const grpo_run_hooks *hooks,
+                     pt_error *err) {
+    config cfg;
+    make_config(&cfg, w, out, extra);
+    grpo_io io = {.log = NULL, .progress = NULL, .hooks = hooks};
+    pt_status st = grpo_run(res, &cfg, &io, err);
+    config_free(&cfg);
+    return st;
+}
+
+static sqlite3 *open_db(const char *run_dir) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/run.db", run_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "%s", p);
+    return db;
+}
+
+static double metric(sqlite3 *db, int64_t step, const char *name) {
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT value FROM metrics WHERE step = ?1 AND name = ?2", -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_int64(q, 1, step);
+    sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW, "metric %s of step %lld is missing", name, (long long)step);
+    double v = sqlite3_column_type(q, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+static int64_t count_rollouts(sqlite3 *db, int64_t step) {
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM rollouts WHERE step = ?1", -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_int64(q, 1, step);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* A JSON number member of the rewards object. */
+static double json_score(const char *json, const char *name) {
+    cJSON *o = cJSON_Parse(json);
+    cr_assert(o, "rewards column is not JSON: %s", json);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    cr_assert(v && cJSON_IsNumber(v), "rewards column %s has no number '%s'", json, name);
+    double d = v->valuedouble;
+    cJSON_Delete(o);
+    return d;
+}
+
+/* Checks one step's rollouts against the completion texts and the advantage formula. */
+static void check_step_rollouts(sqlite3 *db, int64_t step) {
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db,
+                                    "SELECT prompt_index, sample_index, completion, rewards, reward, advantage, length, "
+                                    "finish_reason FROM rollouts WHERE step = ?1 ORDER BY prompt_index, sample_index",
+                                    -1, &q, NULL),
+                 SQLITE_OK);
+    sqlite3_bind_int64(q, 1, step);
+    double r[P_ * G_], adv[P_ * G_];
+    int64_t pidx[P_ * G_];
+    int n = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        cr_assert(n < P_ * G_, "step %lld has more than %d rollouts", (long long)step, P_ * G_);
+        pidx[n] = sqlite3_column_int64(q, 0);
+        cr_assert_eq(sqlite3_column_int64(q, 1), n % G_, "step %lld: sample index", (long long)step);
+        const char *text = (const char *)sqlite3_column_text(q, 2);
+        const char *rj = (const char *)sqlite3_column_text(q, 3);
+        cr_assert(text && rj);
+        double e = 0, a = strchr(text, 'a') ? 1.0 : 0.0;
+        for (const char *s = text; *s; s++) e += *s == 'e';
+        cr_assert_eq(json_score(rj, "e_count"), e, "step %lld: e_count of '%s' is %g, counted %g", (long long)step,
+                     text, json_score(rj, "e_count"), e);
+        cr_assert_eq(json_score(rj, "has_a"), a, "step %lld: has_a of '%s'", (long long)step, text);
+        r[n] = sqlite3_column_double(q, 4);
+        cr_assert(fabs(r[n] - (e + 0.5 * a)) < 1e-12, "step %lld: total %g, expected %g", (long long)step, r[n], e + 0.5 * a);
+        adv[n] = sqlite3_column_double(q, 5);
+        int64_t len = sqlite3_column_int64(q, 6);
+        const char *fin = (const char *)sqlite3_column_text(q, 7);
+        cr_assert(len >= 1 && len <= 8, "length %lld", (long long)len);
+        cr_assert(fin && (strcmp(fin, "stop") == 0 || strcmp(fin, "length") == 0), "finish %s", fin ? fin : "(null)");
+        cr_assert(strcmp(fin, "length") != 0 || len == 8, "a 'length' finish must have 8 tokens, got %lld", (long long)len);
+        n++;
+    }
+    sqlite3_finalize(q);
+    cr_assert_eq(n, P_ * G_, "step %lld has %d rollouts, expected %d", (long long)step, n, P_ * G_);
+    double total = 0;
+    for (int p = 0; p < P_; p++) {
+        double mean = 0, var = 0;
+        for (int g = 0; g < G_; g++) {
+            cr_assert_eq(pidx[p * G_ + g], pidx[p * G_], "group %d mixes prompts", p);
+            mean += r[p * G_ + g] / G_;
+        }
+        for (int g = 0; g < G_; g++) var += (r[p * G_ + g] - mean) * (r[p * G_ + g] - mean) / (G_ - 1);
+        double sd = sqrt(var);
+        for (int g = 0; g < G_; g++) {
+            double want = sd > 1e-8 ? (r[p * G_ + g] - mean) / (sd + 1e-4) : 0.0;
+            cr_assert(fabs(adv[p * G_ + g] - want) < 1e-5 * (1 + fabs(want)), "step %lld group %d sample %d: advantage "
+                      "%g, expected %g", (long long)step, p, g, adv[p * G_ + g], want);
+        }
+        total += mean / P_;
+    }
+    if (P_ > 1) cr_assert_neq(pidx[0], pidx[G_], "step %lld: both groups have the same prompt ordinal", (long long)step);
+    double m = metric(db, step, "reward");
+    cr_assert(fabs(m - total) < 1e-9, "step %lld: reward metric %g, rollouts say %g", (long long)step, m, total);
+}
+
+Test(grpo_run, store_holds_every_step_and_rollout) {
+    world w;
+    world_init(&w);
+    char out[512];
+    snprintf(out, sizeof out, "%s/run", w.dir);
+    grpo_result res;
+    pt_error err = {0};
+    cr_assert_eq(run(&res, &w, out, "", NULL, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(res.end_step, 4);
+    sqlite3 *db = open_db(out);
+    double varied = 0;
+    for (int64_t s = 1; s <= 4; s++) {
+        cr_assert_eq(count_rollouts(db, s), P_ * G_, "step %lld", (long long)s);
+        check_step_rollouts(db, s);
+        static const char *const NAMES[] = {"loss", "kl", "entropy", "clip_ratio/region_mean", "completions/mean_length",
+                                            "step_time", "num_tokens", "learning_rate", "rewards/e_count/mean",
+                                            "rewards/has_a/mean", "frac_reward_zero_std", "grad_norm"};
+        for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+            cr_assert(isfinite(metric(db, s, NAMES[i])), "step %lld: %s is not finite", (long long)s, NAMES[i]);
+        varied += metric(db, s, "reward_std");
+    }
+    cr_assert(varied > 0, "every group had equal rewards: the rollout checks above saw only zero advantages");
+    cr_assert(metric(db, 4, "num_tokens") > metric(db, 1, "num_tokens"), "num_tokens must be cumulative");
+    cr_assert_eq(count_rollouts(db, 5), 0);
+    /* prompt ordinals key the rollout streams: one per draw over the run (epoch·N + position) */
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(DISTINCT prompt_index), MIN(prompt_index), MAX(prompt_index) "
+                                        "FROM rollouts", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert(sqlite3_column_int64(q, 0) == 4 * P_ && sqlite3_column_int64(q, 1) == 0 &&
+              sqlite3_column_int64(q, 2) == 4 * P_ - 1, "prompt ordinals: %lld distinct in %lld..%lld, expected 0..%d",
+              (long long)sqlite3_column_int64(q, 0), (long long)sqlite3_column_int64(q, 1),
+              (long long)sqlite3_column_int64(q, 2), 4 * P_ - 1);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    char p[640];
+    static const char *const FILES[] = {"final/config.json", "final/model.safetensors", "final/tokenizer.json",
+                                        "final/tokenizer_config.json", "checkpoints/step-2", "checkpoints/step-4"};
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, FILES[i]);
+        cr_assert(exists(p), "%s is missing", p);
+    }
+    /* a second run into the same folder without resume is refused */
+    cr_assert_neq(run(&res, &w, out, "", NULL, &err), PT_OK);
+    cr_assert(strstr(err.msg, "already holds a run"), "%s", err.msg);
+    world_free(&w);
+}
+
+static bool stop_after_3(void *ctx, const grpo_step_stats *s) {
+    (void)ctx;
+    return s->step < 3;
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len + 1);
+    cr_assert(b && fread(b, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = na == nb && memcmp(x, y, na) == 0;
+    free(x), free(y);
+    return same;
+}
+
+Test(grpo_run, resume_is_bit_identical) {
+    world w;
+    world_init(&w);
+    char a[512], b[512], c[512], fa[640], fb[640], fc[640];
+    snprintf(a, sizeof a, "%s/straight", w.dir);
+    snprintf(b, sizeof b, "%s/resumed", w.dir);
+    snprintf(c, sizeof c, "%s/other-seed", w.dir);
+    grpo_result res;
+    pt_error err = {0};
+    cr_assert_eq(run(&res, &w, a, "", NULL, &err), PT_OK, "%s", err.msg);
+    grpo_run_hooks stop = {.ctx = NULL, .after_step = stop_after_3};
+    cr_assert_eq(run(&res, &w, b, "", &stop, &err), PT_OK, "%s", err.msg);
+    cr_assert(res.stopped && res.end_step == 3);
+    snprintf(fb, sizeof fb, "%s/final", b);
+    cr_assert(!exists(fb), "a stopped run wrote final/");
+    cr_assert_eq(run(&res, &w, b, "\"resume\": \"auto\"", NULL, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(res.start_step, 2, "resumed from step %lld, expected the step-2 checkpoint", (long long)res.start_step);
+    cr_assert_eq(res.end_step, 4);
+    snprintf(fa, sizeof fa, "%s/final/model.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/final/model.safetensors", b);
+    cr_assert(same_file(fa, fb), "the resumed run's final weights differ from the straight run's");
+    sqlite3 *da = open_db(a), *db = open_db(b);
+    for (int64_t s = 1; s <= 4; s++) {
+        static const char *const NAMES[] = {"loss", "reward", "kl", "grad_norm", "num_tokens", "learning_rate"};
+        for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
+            double x = metric(da, s, NAMES[i]), y = metric(db, s, NAMES[i]);
+            cr_assert(x == y || (isnan(x) && isnan(y)), "step %lld %s: %.17g straight vs %.17g resumed", (long long)s,
+                      NAMES[i], x, y);
+        }
+        cr_assert_eq(count_rollouts(db, s), P_ * G_, "step %lld of the resumed run has %lld rollouts", (long long)s,
+                     (long long)count_rollouts(db, s));
+    }
+    sqlite3_close(da), sqlite3_close(db);
+    /* the comparison can see a difference */
+    config cfg;
+    make_config(&cfg, &w, c, "");
+    char *args[] = {"--seed", "8"};
+    cr_assert_eq(config_apply_args(&cfg, 2, args, &err), PT_OK, "%s", err.msg);
+    grpo_io io = {0};
+    cr_assert_eq(grpo_run(&res, &cfg, &io, &err), PT_OK, "%s", err.msg);
+    config_free(&cfg);
+    snprintf(fc, sizeof fc, "%s/final/model.safetensors", c);
+    cr_assert(!same_file(fa, fc), "another seed gave the same final weights");
+    world_free(&w);
+}
+
+/* The folder holds nothing (or does not exist). */
+static bool empty_or_missing(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s' 2>/dev/null)\"", dir);
+    return system(cmd) == 0;
+}
+
+Test(grpo_run, bad_rewards_file_creates_nothing) {
+    world w;
+    world_init(&w);
+    char out[512];
+    snprintf(out, sizeof out, "%s/run", w.dir);
+    grpo_result res;
+    pt_error err = {0};
+    write_file(w.rewards, "[{\"name\": \"e\", \"type\": \"regex\",\n  \"pattern\": \"e\",]\n");
+    cr_assert_eq(run(&res, &w, out, "", NULL, &err), PT_ERR_CONFIG, "%s", err.msg);
+    cr_assert(strstr(err.msg, w.rewards) && strstr(err.msg, ":2:"), "the error must name the file and line 2: %s", err.msg);
+    cr_assert(!exists(out), "a failed start created %s", out);
+
+    write_file(w.rewards, "[{\"name\": \"e\", \"type\": \"regexp\", \"pattern\": \"e\"}]\n");
+    cr_assert_neq(run(&res, &w, out, "", NULL, &err), PT_OK);
+    cr_assert(strstr(err.msg, w.rewards) && strstr(err.msg, "regexp"), "the error must name the file and the type: %s",
+              err.msg);
+    cr_assert(!exists(out), "a failed start created %s", out);
+
+    write_file(w.rewards, "{\"name\": \"e\", \"type\": \"regex\", \"pattern\": \"e\"}\n");
+    cr_assert_eq(mkdir(out, 0755), 0);
+    cr_assert_eq(run(&res, &w, out, "", NULL, &err), PT_ERR_CONFIG, "%s", err.msg);
+    cr_assert(strstr(err.msg, "array"), "%s", err.msg);
+    cr_assert(empty_or_missing(out), "a failed start wrote into the existing %s", out);
+
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/nope.json", w.dir);
+    config cfg;
+    make_config(&cfg, &w, out, "");
+    char *args[] = {"--rewards", missing};
+    cr_assert_eq(config_apply_args(&cfg, 2, args, &err), PT_OK, "%s", err.msg);
+    grpo_io io = {0};
+    cr_assert_neq(grpo_run(&res, &cfg, &io, &err), PT_OK);
+    cr_assert(strstr(err.msg, missing), "%s", err.msg);
+    config_free(&cfg);
+    cr_assert(empty_or_missing(out), "a failed start wrote into the existing %s", out);
+    world_free(&w);
+}
