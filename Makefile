@@ -5,6 +5,7 @@
 #   make test-long  the slow checks
 #   make bench      kernel benchmarks (ratios against this machine's own sgemm ceiling)
 #   make sanitize   the unit tests under ASan + UBSan (same as SANITIZE=1 make test)
+#   make demo       the runnable demo: data, tokenizer, tiny MoE, SFT (about 5 minutes)
 #   make fuzz       libFuzzer on the safetensors and config.json parsers (FUZZ_SECONDS each)
 #
 # Knobs: NATIVE=1 (-O3 -march=native), CUDA=0/1 (default: 1 when nvcc is found),
@@ -78,7 +79,7 @@ BIN       := posttrain
 DEPFILES  := $(OBJS:.o=.d) $(CLI_SRCS:%.c=$(BUILD)/%.d) $(TESTS:%.c=$(BUILD)/%.d) \
              $(LONG:%.c=$(BUILD)/%.d) $(TESTLIB:%.c=$(BUILD)/%.d) $(BENCH:%.c=$(BUILD)/%.d)
 
-.PHONY: all test test-long bench sanitize clean features fuzz
+.PHONY: all test test-long bench sanitize clean features fuzz demo
 .DEFAULT_GOAL := all
 
 all: features $(BIN)
@@ -133,6 +134,10 @@ test: features $(BUILD)/tests/unit $(PLUGINS)
 
 test-long: features $(BUILD)/long-tests
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/long-tests $(ARGS)
+
+# The main job: tasks → tokenizer → tiny MoE → SFT → held-out loss and sampled answers.
+demo: all
+	scripts/demo.sh
 
 bench: features $(BUILD)/bench
 	$(BUILD)/bench $(ARGS)

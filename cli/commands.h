@@ -12,8 +12,12 @@ int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_grpo(int argc, char **argv);
 
 #endif

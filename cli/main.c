@@ -8,10 +8,14 @@ static const cli_command COMMANDS[] = {
     {"info", "show how this binary was built and which backends it can use", cmd_info},
     {"init", "write a randomly initialised model folder from a config.json", cmd_init},
     {"logits", "run one forward pass over token ids and write the logits", cmd_logits},
+    {"serve", "OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions) on a model", cmd_serve},
     {"generate", "sample completions (G per prompt) with the rollout engine; chat on a terminal", cmd_generate},
     {"data", "make built-in task data (countdown, arithmetic, instructions) or inspect a JSONL file", cmd_data},
     {"tokenizer", "train a byte-level BPE tokenizer, or encode / decode with one", cmd_tokenizer},
+    {"sft", "supervised fine-tuning on JSONL data, with checkpoints and exact resume", cmd_sft},
+    {"sample", "generate a completion for a prompt (or a JSONL file's prompts) from a model folder", cmd_sample},
     {"score", "score completions (JSONL) with a reward set and print each reward's column and the total", cmd_score},
+    {"grpo", "GRPO reinforcement learning on prompts scored by a reward set, with checkpoints and exact resume", cmd_grpo},
 };
 static const int NCOMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 

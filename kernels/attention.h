@@ -22,4 +22,16 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         const float *v, const float *out, const float *lse, const int *segment, float scale, int B,
                         int T, int H, int Dqk, int Dv);
 
+/* Which implementation runs (attention.c): AUTO picks by shape and CPU, as the two calls above do;
+ * LOOP and BLOCK force one (BLOCK falls back to LOOP on CPUs without AVX2 and FMA). The paths
+ * round differently, so tests compare each with the reference; callers use AUTO. */
+typedef enum attention_path { ATTENTION_PATH_AUTO, ATTENTION_PATH_LOOP, ATTENTION_PATH_BLOCK } attention_path;
+
+void attention_forward_path(float *out, float *lse, const float *q, const float *k, const float *v,
+                            const int *segment, float scale, int B, int T, int H, int Dqk, int Dv,
+                            attention_path path);
+void attention_backward_path(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                             const float *v, const float *out, const float *lse, const int *segment, float scale,
+                             int B, int T, int H, int Dqk, int Dv, attention_path path);
+
 #endif
