@@ -27,6 +27,7 @@ static const config_key MAKE_KEYS[] = {
     {"eval_out", CONFIG_STRING, "null", "the held-out JSONL file (needed when --eval-n > 0)"},
     {"difficulty", CONFIG_INT, "null",
      "countdown 1..4 (3..6 numbers), arithmetic 1..5 (operands and digits), instructions 1..3; default 2"},
+    {"max_number", CONFIG_INT, "100", "countdown: the numbers are drawn from 1..max_number"},
 };
 
 static const config_key INSPECT_KEYS[] = {
@@ -104,11 +105,16 @@ static int data_make(int argc, char **argv) {
                 (long long)difficulty, task_kind_name(kind), task_difficulty_max(kind));
         goto done;
     }
+    if (kind != TASK_COUNTDOWN && config_int(&cfg, "max_number") != TASK_COUNTDOWN_MAX_NUMBER) {
+        fprintf(stderr, "posttrain data make: --max_number applies to countdown only\n");
+        goto done;
+    }
     task_make_opts o = {.kind = kind,
                         .seed = (uint64_t)config_int(&cfg, "seed"),
                         .difficulty = (int)difficulty,
                         .n = (size_t)n,
-                        .eval_n = (size_t)eval_n};
+                        .eval_n = (size_t)eval_n,
+                        .max_number = kind == TASK_COUNTDOWN ? (int)config_int(&cfg, "max_number") : 0};
     if (task_write_jsonl(&o, out, eval_out, &err) != PT_OK) {
         rc = cli_fail("data make", &err);
         goto done;

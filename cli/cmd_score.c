@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "rewards/reward_file.h"
 #include "rewards/reward.h"
 
 static const config_key SCORE_KEYS[] = {
@@ -172,45 +173,8 @@ static void print_summary(const score_run *run) {
 }
 
 static pt_status load_rewards(reward_set *set, const char *path, const config *cfg, pt_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) PT_FAIL(err, PT_ERR_IO, "cannot open rewards file %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = size >= 0 && size < (16L << 20) ? malloc((size_t)size + 1) : NULL;
-    size_t got = text ? fread(text, 1, (size_t)size, f) : 0;
-    fclose(f);
-    if (!text || got != (size_t)size) {
-        free(text);
-        PT_FAIL(err, PT_ERR_IO, "cannot read rewards file %s", path);
-    }
-    text[size] = '\0';
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!root) PT_FAIL(err, PT_ERR_CONFIG, "%s: not valid JSON (near '%.40s')", path, cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
-    reward_set_options opt = reward_set_options_default();
-    const cJSON *list = root;
-    pt_status st = PT_OK;
-    if (cJSON_IsObject(root)) {
-        list = cJSON_GetObjectItemCaseSensitive(root, "rewards");
-        long l;
-        if (st == PT_OK) st = reward_cfg_number(&opt.max_error_rate, root, "max_error_rate", opt.max_error_rate, err);
-        if (st == PT_OK && (st = reward_cfg_int(&l, root, "error_window", opt.error_window, err)) == PT_OK)
-            opt.error_window = (int)l;
-        if (st == PT_OK && (st = reward_cfg_int(&l, root, "error_min_items", opt.error_min_items, err)) == PT_OK)
-            opt.error_min_items = (int)l;
-        for (const cJSON *it = root->child; st == PT_OK && it; it = it->next)
-            if (strcmp(it->string, "rewards") && strcmp(it->string, "max_error_rate") &&
-                strcmp(it->string, "error_window") && strcmp(it->string, "error_min_items"))
-                st = error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__,
-                               "unknown key '%s' (expected rewards, max_error_rate, error_window, error_min_items)",
-                               it->string);
-    }
-    if (!config_is_null(cfg, "max_error_rate")) opt.max_error_rate = config_float(cfg, "max_error_rate");
-    if (st == PT_OK) st = reward_set_init(set, list, NULL, &opt, err);
-    cJSON_Delete(root);
-    if (st != PT_OK) error_prefix(err, "%s", path);
-    return st;
+    double rate = config_is_null(cfg, "max_error_rate") ? -1.0 : config_float(cfg, "max_error_rate");
+    return reward_set_load_file(set, path, rate, NULL, err);
 }
 
 static int run_score(score_run *run, const config *cfg, const char *rewards_path, const char *data_path) {

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "datasets/example.h"
 #include "datasets/sqlite_source.h"
 
@@ -463,4 +465,38 @@ pt_status dataset_get(dataset_example *ex, dataset *ds, size_t i, pt_error *err)
     ex->index = i;
     ex->line = r->line;
     return PT_OK;
+}
+
+pt_status dataset_columns_json(char **out, const dataset_example *ex, pt_error *err) {
+    size_t cap = 3;
+    char **names = calloc(ex->n_columns ? ex->n_columns : 1, sizeof *names);
+    PT_CHECK_ALLOC(names, err, ex->n_columns * sizeof *names);
+    pt_status st = PT_OK;
+    for (size_t i = 0; i < ex->n_columns; i++) {
+        cJSON *s = cJSON_CreateString(ex->columns[i].name);
+        names[i] = s ? cJSON_PrintUnformatted(s) : NULL;
+        cJSON_Delete(s);
+        if (!names[i]) {
+            st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory building the columns of a prompt");
+            goto done;
+        }
+        cap += strlen(names[i]) + strlen(ex->columns[i].json) + 2;
+    }
+    char *s = malloc(cap);
+    if (!s) {
+        st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory (%zu bytes)", cap);
+        goto done;
+    }
+    size_t k = 0;
+    s[k++] = '{';
+    for (size_t i = 0; i < ex->n_columns; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%s%s:%s", i ? "," : "", names[i], ex->columns[i].json);
+    s[k++] = '}';
+    s[k] = '\0';
+    free(*out);
+    *out = s;
+done:
+    for (size_t i = 0; i < ex->n_columns; i++) free(names[i]);
+    free(names);
+    return st;
 }

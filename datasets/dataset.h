@@ -141,6 +141,9 @@ typedef struct dataset_example {
 } dataset_example;
 
 void dataset_example_free(dataset_example *ex);
+/* *out (replaced, malloc'd) = the example's columns as one JSON object {"name": value, ...}:
+ * values verbatim, names JSON-escaped; "{}" when there are none. What rewards read as columns. */
+pt_status dataset_columns_json(char **out, const dataset_example *ex, pt_error *err);
 
 /* What skip mode left out (all zero in error mode). */
 typedef struct dataset_skips {

@@ -1,9 +1,10 @@
 /* task_countdown.c — the countdown task: numbers and a target reachable with + - * / using each
  * number at most once (as in TinyZero).
  *
- * Construction: draw k = difficulty + 2 numbers uniform in [1, 100]; then, while more than one
- * value is left, take two at random (a, b) and combine them with an operator drawn uniformly from
- * those that keep every intermediate value a positive integer no larger than CD_MAX_VALUE:
+ * Construction: draw k = difficulty + 2 numbers uniform in [1, max_number] (default 100); then,
+ * while more than one value is left, take two at random (a, b) and combine them with an operator
+ * drawn uniformly from those that keep every intermediate value a positive integer no larger than
+ * CD_MAX_VALUE:
  *   a + b always;  a - b when a > b;  a * b when a, b > 1 and a·b <= CD_MAX_VALUE;
  *   a / b when b > 1 and b divides a.
  * The last value is the target. A draw is kept when 1 <= target <= CD_MAX_TARGET and the target
@@ -54,10 +55,10 @@ static int cmp_i64(const void *a, const void *b) {
 
 /* One draw: fills nodes (k leaves, then k - 1 combinations in creation order); returns the root
  * index, or -1 when the draw is rejected. */
-static int draw_tree(cd_node *nodes, rng *r, int k) {
+static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
     int pool[CD_MAX_NUMBERS];
     for (int i = 0; i < k; i++) {
-        nodes[i] = (cd_node){.value = 1 + (int64_t)rng_below(r, 100), .op = 0, .left = -1, .right = -1};
+        nodes[i] = (cd_node){.value = 1 + (int64_t)rng_below(r, (uint32_t)max_number), .op = 0, .left = -1, .right = -1};
         pool[i] = i;
     }
     int n_nodes = k, size = k;
@@ -87,7 +88,7 @@ static int draw_tree(cd_node *nodes, rng *r, int k) {
     return root;
 }
 
-pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, pt_error *err) {
+pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, pt_error *err) {
     out->record = NULL;
     out->key = NULL;
     const int k = difficulty + 2;
@@ -95,7 +96,7 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, pt_
              difficulty);
     cd_node nodes[2 * CD_MAX_NUMBERS];
     int root = -1;
-    for (int draw = 0; draw < CD_MAX_DRAWS && root < 0; draw++) root = draw_tree(nodes, r, k);
+    for (int draw = 0; draw < CD_MAX_DRAWS && root < 0; draw++) root = draw_tree(nodes, r, k, max_number);
     PT_CHECK(root >= 0, err, PT_ERR_INTERNAL, "countdown: no acceptable problem in %d draws", CD_MAX_DRAWS);
     const int64_t target = nodes[root].value;
 

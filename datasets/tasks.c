@@ -61,17 +61,27 @@ void task_example_free(task_example *ex) {
 }
 
 pt_status task_candidate(task_example *out, task_kind kind, uint64_t seed, int difficulty, uint64_t j, pt_error *err) {
+    return task_candidate_max(out, kind, seed, difficulty, 0, j, err);
+}
+
+pt_status task_candidate_max(task_example *out, task_kind kind, uint64_t seed, int difficulty, int max_number,
+                             uint64_t j, pt_error *err) {
     out->record = NULL;
     out->key = NULL;
     PT_CHECK((unsigned)kind < 3, err, PT_ERR_INVALID, "task kind %d is not a built-in task", (int)kind);
     if (difficulty < 1 || difficulty > task_difficulty_max(kind))
         PT_FAIL(err, PT_ERR_CONFIG, "difficulty %d is out of range for %s: use 1..%d", difficulty, task_kind_name(kind),
                 task_difficulty_max(kind));
-    uint64_t ids[4] = {TASK_STREAM_TAG, (uint64_t)kind, (uint64_t)difficulty, j};
+    if (max_number == TASK_COUNTDOWN_MAX_NUMBER) max_number = 0; /* the default: the same stream as before */
+    if (max_number && (kind != TASK_COUNTDOWN || max_number < 2 || max_number > 100000))
+        PT_FAIL(err, PT_ERR_CONFIG, "max_number %d: only countdown takes it, in 2..100000", max_number);
+    /* a non-default number range is its own family of problems: its own streams */
+    uint64_t ids[5] = {TASK_STREAM_TAG, (uint64_t)kind, (uint64_t)difficulty, j, (uint64_t)max_number};
     rng r;
-    rng_init(&r, seed, rng_stream_id(ids, 4));
+    rng_init(&r, seed, rng_stream_id(ids, max_number ? 5 : 4));
     switch (kind) {
-    case TASK_COUNTDOWN: return task_countdown_generate(out, &r, difficulty, err);
+    case TASK_COUNTDOWN:
+        return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER, err);
     case TASK_ARITHMETIC: return task_arithmetic_generate(out, &r, difficulty, err);
     case TASK_INSTRUCTIONS: return task_instructions_generate(out, &r, difficulty, err);
     }
@@ -130,7 +140,7 @@ pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx
     size_t j = 0, stall = 0;
     for (; (have[0] < want[0] || have[1] < want[1]) && stall < TASK_STALL_LIMIT; j++) {
         task_example ex;
-        st = task_candidate(&ex, opts->kind, opts->seed, difficulty, j, err);
+        st = task_candidate_max(&ex, opts->kind, opts->seed, difficulty, opts->max_number, j, err);
         if (st != PT_OK) break;
         task_split split = task_split_of(ex.key);
         bool added = false;

@@ -6,7 +6,8 @@
  *                 expression tree over all the numbers, integer-valued and positive at every
  *                 node (no division with remainder), so a solution always exists; the completion
  *                 is that solution worked step by step in the R1 format
- *                 "<think>\n...\n</think>\n<answer>EXPR</answer>". Difficulty 1..4: 3..6 numbers.
+ *                 "<think>\n...\n</think>\n<answer>EXPR</answer>". Difficulty 1..4: 3..6 numbers,
+ *                 drawn from 1..100 (max_number sets another range).
  *   arithmetic    {"prompt", "answer": "<integer>", "completion"}: a chain of multi-digit
  *                 + - * / (exact integer division) evaluated with the usual precedence; the
  *                 completion works multiplications by place value. Difficulty 1..5 sets the
@@ -62,6 +63,11 @@ task_split task_split_of(const char *key);
 
 /* Candidate j (see the file comment); difficulty must be in range. */
 pt_status task_candidate(task_example *out, task_kind kind, uint64_t seed, int difficulty, uint64_t j, pt_error *err);
+/* The same with countdown's numbers drawn from 1..max_number (0 or TASK_COUNTDOWN_MAX_NUMBER: the
+ * default range, and the same stream as task_candidate; another range has its own streams). */
+#define TASK_COUNTDOWN_MAX_NUMBER 100
+pt_status task_candidate_max(task_example *out, task_kind kind, uint64_t seed, int difficulty, int max_number,
+                             uint64_t j, pt_error *err);
 void task_example_free(task_example *ex);
 
 /* The per-task generators behind task_candidate, each drawing from `r`. */
@@ -73,7 +79,7 @@ typedef struct task_text {
 } task_text;
 void task_text_printf(task_text *t, const char *fmt, ...) PT_PRINTF(2, 3);
 
-pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, pt_error *err);
+pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, pt_error *err);
 pt_status task_arithmetic_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 pt_status task_instructions_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 
@@ -81,6 +87,7 @@ typedef struct task_make_opts {
     task_kind kind;
     uint64_t seed;
     int difficulty; /* 0: the task's default */
+    int max_number; /* countdown: numbers are drawn from 1..max_number (0: 100) */
     size_t n;       /* train examples */
     size_t eval_n;  /* held-out examples */
 } task_make_opts;

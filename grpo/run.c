@@ -29,6 +29,9 @@
 #include "datasets/run_store.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
+#include "grpo/eval.h"
+#include "rollout/engine.h"
+#include "rewards/reward_file.h"
 
 #define RUN_PATH 4096
 
@@ -97,6 +100,16 @@ static const config_key GRPO_KEYS[] = {
     {"max_nan_steps", CONFIG_INT, "3", "non-finite updates are skipped; this many in a row abort the run"},
     {"max_shard_bytes", CONFIG_INT, "5000000000", "split saved weights into shards above this size"},
     {"log_level", CONFIG_STRING, "\"info\"", "debug, info, warn or error"},
+    /* held-out evaluation during the run (grpo/eval.h) */
+    {"eval_data", CONFIG_STRING, "null",
+     "held-out prompts (JSONL, like data): evaluated before the first step, every eval_steps and after the last, as "
+     "eval/accuracy, eval/mean_reward, eval/pass@k in run.db"},
+    {"eval_steps", CONFIG_INT, "0", "evaluate every N steps (0: only before the first and after the last step)"},
+    {"eval_limit", CONFIG_INT, "0", "evaluate the first N prompts of eval_data (0: all)"},
+    {"eval_num_samples", CONFIG_INT, "1", "completions per held-out prompt (> 1 needs eval_temperature > 0)"},
+    {"eval_temperature", CONFIG_FLOAT, "0.0", "sampling temperature of the evaluation (0: greedy)"},
+    {"eval_accuracy_reward", CONFIG_STRING, "null", "the reward deciding correctness (default: the weighted total)"},
+    {"eval_correct_threshold", CONFIG_FLOAT, "1.0", "a held-out completion is correct when that score is ≥ this"},
 };
 
 const config_schema GRPO_SCHEMA = {GRPO_KEYS, sizeof GRPO_KEYS / sizeof GRPO_KEYS[0]};
@@ -104,7 +117,9 @@ const config_schema GRPO_SCHEMA = {GRPO_KEYS, sizeof GRPO_KEYS / sizeof GRPO_KEY
 static const char *const UNHASHED[] = {"model",      "tokenizer",        "data",          "rewards",
                                        "out",        "resume",           "allow_config_change", "save_steps",
                                        "save_total_limit", "logging_steps", "max_nan_steps", "max_shard_bytes",
-                                       "log_level"};
+                                       "log_level",  "eval_data",        "eval_steps",    "eval_limit",
+                                       "eval_num_samples", "eval_temperature", "eval_accuracy_reward",
+                                       "eval_correct_threshold"};
 
 #define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
 static uint64_t fnv1a64(uint64_t h, const void *bytes, size_t n) {
@@ -124,6 +139,9 @@ typedef struct grpo_options {
     int64_t max_steps, save_steps, logging_steps;
     int save_total_limit;
     size_t max_shard_bytes;
+    const char *eval_path;        /* NULL: no evaluation */
+    int64_t eval_steps;
+    eval_options eval;
     uint64_t config_hash; /* the math keys; the rewards file is folded in once read */
 } grpo_options;
 
@@ -284,6 +302,27 @@ static pt_status options_from_config(grpo_options *o, const config *cfg, pt_erro
     PT_TRY(int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
     o->max_shard_bytes = (size_t)v;
     PT_TRY(grpo_config_validate(g, err));
+    o->eval_path = config_is_null(cfg, "eval_data") ? NULL : config_string(cfg, "eval_data");
+    if (o->eval_path && !*o->eval_path) o->eval_path = NULL;
+    PT_TRY(int_in(&o->eval_steps, cfg, "eval_steps", 0, INT64_MAX, err));
+    o->eval = eval_options_default();
+    PT_TRY(int_in(&v, cfg, "eval_limit", 0, INT64_MAX, err));
+    o->eval.limit = (size_t)v;
+    PT_TRY(int_in(&v, cfg, "eval_num_samples", 1, 1 << 16, err));
+    o->eval.num_samples = (int)v;
+    PT_TRY(float_in(&d, cfg, "eval_temperature", 0, 100, err));
+    o->eval.sampling.temperature = (float)d;
+    if (o->eval.num_samples > 1 && !(d > 0))
+        return bad_key(err, cfg, "eval_num_samples", "is %d with greedy evaluation (eval_temperature 0): greedy samples "
+                       "are all the same; use 1, or set eval_temperature > 0", o->eval.num_samples);
+    o->eval.pass_k[0] = 1;
+    o->eval.pass_k[1] = o->eval.num_samples;
+    o->eval.n_pass_k = o->eval.num_samples > 1 ? 2 : 1;
+    o->eval.accuracy_reward = config_is_null(cfg, "eval_accuracy_reward") ? NULL : config_string(cfg, "eval_accuracy_reward");
+    o->eval.correct_threshold = config_float(cfg, "eval_correct_threshold");
+    o->eval.max_prompt_length = g->max_prompt_length;
+    o->eval.max_completion_length = g->max_completion_length;
+    o->eval.seed = g->seed;
     return hash_config(&o->config_hash, cfg, err);
 }
 
@@ -405,41 +444,6 @@ static void feed_free(prompt_feed *f) {
     memset(f, 0, sizeof *f);
 }
 
-/* {"name": json, ...} from the example's columns (values verbatim, names JSON-escaped). */
-static pt_status columns_json(char **out, const dataset_example *ex, pt_error *err) {
-    size_t cap = 3;
-    char **names = calloc(ex->n_columns ? ex->n_columns : 1, sizeof *names);
-    PT_CHECK_ALLOC(names, err, ex->n_columns * sizeof *names);
-    pt_status st = PT_OK;
-    for (size_t i = 0; i < ex->n_columns; i++) {
-        cJSON *s = cJSON_CreateString(ex->columns[i].name);
-        names[i] = s ? cJSON_PrintUnformatted(s) : NULL;
-        cJSON_Delete(s);
-        if (!names[i]) {
-            st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory building the columns of a prompt");
-            goto done;
-        }
-        cap += strlen(names[i]) + strlen(ex->columns[i].json) + 2;
-    }
-    char *s = malloc(cap);
-    if (!s) {
-        st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory (%zu bytes)", cap);
-        goto done;
-    }
-    size_t k = 0;
-    s[k++] = '{';
-    for (size_t i = 0; i < ex->n_columns; i++)
-        k += (size_t)snprintf(s + k, cap - k, "%s%s:%s", i ? "," : "", names[i], ex->columns[i].json);
-    s[k++] = '}';
-    s[k] = '\0';
-    free(*out);
-    *out = s;
-done:
-    for (size_t i = 0; i < ex->n_columns; i++) free(names[i]);
-    free(names);
-    return st;
-}
-
 static pt_status feed_next(void *ctx, grpo_prompt *out, int n, int *got, pt_error *err) {
     prompt_feed *f = ctx;
     PT_CHECK(n <= f->P, err, PT_ERR_INTERNAL, "the trainer asked for %d prompts, more than P = %d", n, f->P);
@@ -455,7 +459,7 @@ static pt_status feed_next(void *ctx, grpo_prompt *out, int n, int *got, pt_erro
         PT_CHECK_ALLOC(ids, err, len * sizeof(int));
         f->ids[i] = ids;
         for (size_t j = 0; j < len; j++) ids[j] = (int)ex->seq.ids[j];
-        PT_TRY(columns_json(&f->columns[i], ex, err));
+        PT_TRY(dataset_columns_json(&f->columns[i], ex, err));
         out[i] = (grpo_prompt){.ids = ids, .len = (int)len, .index = ordinal + (int64_t)i, .text = ex->prompt_text,
                                .columns = f->columns[i]};
     }
@@ -470,6 +474,7 @@ typedef struct grpo_ctx {
     const grpo_io *io;
     tokenizer *tok;
     dataset *train;
+    dataset *eval_ds;           /* NULL without eval_data */
     reward_set rewards;
     bool have_rewards;
     policy_model m;
@@ -546,35 +551,10 @@ static pt_status resolve_resume(grpo_ctx *c, pt_error *err) {
 
 /* Reads the rewards file, builds the set and folds the file's bytes into the config hash. */
 static pt_status load_rewards(grpo_ctx *c, pt_error *err) {
-    const char *path = c->o.rewards_path;
-    char *text = NULL;
-    size_t len = 0;
-    PT_TRY(read_text(&text, &len, path, "--rewards", err));
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) {
-        size_t at = end ? (size_t)(end - text) : 0, line = 1, col = 1;
-        for (size_t i = 0; i < at && i < len; i++) {
-            if (text[i] == '\n') line++, col = 1;
-            else col++;
-        }
-        free(text);
-        PT_FAIL(err, PT_ERR_CONFIG, "--rewards '%s':%zu:%zu: not valid JSON (expected an array of reward configs "
-                "[{\"name\", \"type\", \"weight\", ...}])", path, line, col);
-    }
-    c->o.config_hash = fnv1a64(c->o.config_hash, text, len);
-    free(text);
-    pt_status st = PT_OK;
-    if (!cJSON_IsArray(root))
-        st = error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__,
-                       "--rewards '%s': expected a JSON array of reward configs [{\"name\", \"type\", \"weight\", ...}], "
-                       "got %s", path, cJSON_IsObject(root) ? "an object" : "another JSON value");
-    else if ((st = reward_set_init(&c->rewards, root, NULL, NULL, err)) != PT_OK)
-        error_prefix(err, "--rewards '%s'", path);
-    else
-        c->have_rewards = true;
-    cJSON_Delete(root);
-    return st;
+    if (reward_set_load_file(&c->rewards, c->o.rewards_path, -1, &c->o.config_hash, err) != PT_OK)
+        return error_prefix(err, "--rewards");
+    c->have_rewards = true;
+    return PT_OK;
 }
 
 static pt_status open_data(grpo_ctx *c, pt_error *err) {
@@ -582,6 +562,12 @@ static pt_status open_data(grpo_ctx *c, pt_error *err) {
     if (!path_exists(path)) PT_FAIL(err, PT_ERR_IO, "--data '%s' does not exist", path);
     if (dataset_open_jsonl(&c->train, path, c->tok, &c->o.data, err) != PT_OK) return error_prefix(err, "--data");
     if (dataset_size(c->train) == 0) PT_FAIL(err, PT_ERR_CONFIG, "--data '%s' holds no usable prompt", path);
+    if (!c->o.eval_path) return PT_OK;
+    if (!path_exists(c->o.eval_path)) PT_FAIL(err, PT_ERR_IO, "eval_data '%s' does not exist", c->o.eval_path);
+    if (dataset_open_jsonl(&c->eval_ds, c->o.eval_path, c->tok, &c->o.data, err) != PT_OK)
+        return error_prefix(err, "eval_data");
+    if (dataset_size(c->eval_ds) == 0)
+        PT_FAIL(err, PT_ERR_CONFIG, "eval_data '%s' holds no usable prompt", c->o.eval_path);
     return PT_OK;
 }
 
@@ -599,12 +585,7 @@ static pt_status load_model(grpo_ctx *c, pt_error *err) {
     if (n_ids > (size_t)c->m.cfg.vocab_size)
         PT_FAIL(err, PT_ERR_CONFIG, "the tokenizer '%s' has %zu ids but the model's vocab_size is %d",
                 c->o.tokenizer_path, n_ids, c->m.cfg.vocab_size);
-    int n = 0;
-    for (int i = 0; i < c->m.cfg.n_eos_token_ids && n < MODEL_MAX_EOS; i++) c->eos[n++] = c->m.cfg.eos_token_ids[i];
-    int32_t te = tokenizer_eos_id(c->tok);
-    bool have = false;
-    for (int i = 0; i < n; i++) have |= c->eos[i] == te;
-    if (te >= 0 && !have) c->eos[n++] = te;
+    const int n = rollout_eos_ids(c->eos, &c->m, c->tok);
     c->o.g.eos_ids = c->eos;
     c->o.g.n_eos = n;
     c->o.g.router_bias_gamma = c->m.cfg.posttrain_bias_update_speed;
@@ -690,6 +671,7 @@ static void ctx_free(grpo_ctx *c) {
     if (c->have_model) model_free(&c->m);
     if (c->have_rewards) reward_set_free(&c->rewards);
     dataset_free(c->train);
+    dataset_free(c->eval_ds);
     tokenizer_free(c->tok);
 }
 
@@ -835,6 +817,29 @@ static void show_step(grpo_ctx *c, progress *bar, const grpo_step_stats *s) {
             s->update_seconds, s->tokens_per_second);
 }
 
+/* Held-out evaluation of the current policy, logged as eval/... metrics of `step`. */
+static pt_status evaluate(grpo_ctx *c, int64_t step, pt_error *err) {
+    eval_options o = c->o.eval;
+    o.eos_ids = c->o.g.eos_ids;
+    o.n_eos = c->o.g.n_eos;
+    eval_result r;
+    PT_TRY(eval_policy(&r, &c->m, c->tok, &c->rewards, c->eval_ds, &o, err));
+    pt_status st = run_store_begin_step(c->rs, step, err);
+    if (st == PT_OK) {
+        st = eval_log_metrics(c->rs, &r, &c->rewards, "eval", err);
+        if (st == PT_OK) st = run_store_commit_step(c->rs, err);
+        else {
+            pt_error ignored = {0};
+            run_store_rollback_step(c->rs, &ignored);
+        }
+    }
+    if (st == PT_OK)
+        say(c, LOG_LEVEL_INFO, "step %lld: held-out accuracy %.2f%% (%zu/%zu), mean reward %.4f, %.1f s", (long long)step,
+            100.0 * r.accuracy, r.correct, r.completions, r.mean_reward, r.seconds);
+    eval_result_free(&r);
+    return st;
+}
+
 static pt_status train_loop(grpo_result *res, grpo_ctx *c, pt_error *err) {
     const grpo_run_hooks *hooks = c->io ? c->io->hooks : NULL;
     progress bar;
@@ -843,6 +848,7 @@ static pt_status train_loop(grpo_result *res, grpo_ctx *c, pt_error *err) {
     snprintf(bar.unit, sizeof bar.unit, "step");
     progress_resume(&bar, c->start_step);
     pt_status st = PT_OK;
+    if (c->eval_ds && c->tr.step == 0 && (st = evaluate(c, 0, err)) != PT_OK) return st;
     while (c->tr.step < c->o.max_steps) {
         grpo_step_stats s;
         st = grpo_trainer_step(&s, &c->tr, feed_next, &c->feed, err);
@@ -867,6 +873,8 @@ static pt_status train_loop(grpo_result *res, grpo_ctx *c, pt_error *err) {
             if ((st = save_checkpoint(c, s.step, err)) != PT_OK) break;
             say(c, LOG_LEVEL_DEBUG, "checkpoint %s", c->last_ckpt);
         }
+        const bool eval_due = c->eval_ds && (last || (c->o.eval_steps > 0 && s.step % c->o.eval_steps == 0));
+        if (eval_due && (st = evaluate(c, s.step, err)) != PT_OK) break;
         if (hooks && hooks->after_step && !hooks->after_step(hooks->ctx, &s)) {
             res->stopped = true;
             break;

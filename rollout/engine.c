@@ -86,6 +86,16 @@ void rollout_engine_free(rollout_engine *e) {
     memset(e, 0, sizeof *e);
 }
 
+int rollout_eos_ids(int *out, const policy_model *m, const tokenizer *tok) {
+    int n = 0;
+    for (int i = 0; i < m->cfg.n_eos_token_ids && n < MODEL_MAX_EOS; i++) out[n++] = m->cfg.eos_token_ids[i];
+    const int32_t te = tok ? tokenizer_eos_id(tok) : -1;
+    bool have = false;
+    for (int i = 0; i < n; i++) have |= out[i] == te;
+    if (te >= 0 && !have) out[n++] = te;
+    return n;
+}
+
 void rollout_completions_free(rollout_completion *c, int n) {
     for (int i = 0; i < n; i++) {
         free(c[i].ids);

@@ -101,4 +101,8 @@ pt_status rollout_generate(rollout_engine *e, const rollout_prompt *prompts, int
                            rollout_stats *stats, pt_error *err);
 void rollout_completions_free(rollout_completion *c, int n);
 
+/* The ids that end a completion: the model's eos_token_id(s) and the tokenizer's EOS when it is
+ * not among them (tok may be NULL). out holds MODEL_MAX_EOS + 1; returns how many. */
+int rollout_eos_ids(int *out, const policy_model *m, const tokenizer *tok);
+
 #endif
