@@ -21,5 +21,6 @@ int cmd_score(int argc, char **argv);
 int cmd_grpo(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_rejection_sample(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const cli_command COMMANDS[] = {
     {"eval", "held-out evaluation: mean reward, accuracy and pass@k of a model on prompts, by a reward set", cmd_eval},
     {"rejection-sample", "sample N per prompt, keep the ones the rewards accept, write them as an SFT dataset",
      cmd_rejection_sample},
+    {"report", "one self-contained HTML report (charts, sample rollouts) from a run directory's run store", cmd_report},
 };
 static const int NCOMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 
