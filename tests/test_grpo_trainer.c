@@ -130,3 +130,195 @@ Test(grpo_trainer, resume_is_bit_identical) {
     reward_set_free(&ra), reward_set_free(&rb);
     model_free(&a), model_free(&b);
 }
+
+/* A toy set-up with one binary reward: token 7 anywhere in a 1-token completion (p ≈ 1/40 per
+ * sample at init, so about half of the groups of 8 have no hit and zero reward variance). */
+static void sparse_setup(policy_model *m, reward_set *rs, grpo_config *cfg, const char *reward_json) {
+    toy_setup(m, rs, cfg);
+    reward_set_free(rs);
+    cJSON *rcfg = cJSON_Parse(reward_json);
+    cr_assert(rcfg);
+    pt_error err = {0};
+    cr_assert_eq(reward_set_init(rs, rcfg, NULL, NULL, &err), PT_OK, "%s", err.msg);
+    cJSON_Delete(rcfg);
+    cfg->max_completion_length = 1;
+}
+
+static const char SEVEN[] = "[{\"name\":\"seven\",\"type\":\"regex\",\"pattern\":\"\\\\b7\\\\b\"}]";
+
+static bool group_has_spread(const grpo_trainer *t, int p) {
+    const int G = t->cfg.num_generations;
+    for (int g = 1; g < G; g++)
+        if (t->reward[(size_t)p * G + g] != t->reward[(size_t)p * G]) return true;
+    return false;
+}
+
+/* DAPO's dynamic sampling: every kept group has reward spread, and zero-spread groups were drawn
+ * and dropped (more prompts drawn than P); without it such groups stay in the batch. */
+Test(grpo_trainer, dynamic_sampling_keeps_informative_groups) {
+    policy_model m;
+    reward_set rs;
+    grpo_config cfg;
+    sparse_setup(&m, &rs, &cfg, SEVEN);
+    cfg.dynamic_sampling = true;
+    cfg.max_dynamic_draws = 16;
+    cfg.sched.base_lr = 1e-9; /* the policy stays put: each step sees the same odds */
+    grpo_trainer t;
+    pt_error err = {0};
+    cr_assert_eq(grpo_trainer_init(&t, &m, NULL, &rs, &cfg, &err), PT_OK, "%s", err.msg);
+    toy_source src = {.prompt = {1, 2, 3}};
+    int extra = 0, kept = 0;
+    for (int k = 0; k < 4; k++) {
+        grpo_step_stats s;
+        cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_OK, "%s", err.msg);
+        cr_assert(s.groups <= 4);
+        for (int p = 0; p < s.groups; p++) cr_assert(group_has_spread(&t, p), "step %d kept group %d with no spread", k, p);
+        cr_assert_eq(s.frac_reward_zero_std, 0.0);
+        extra += s.prompts_drawn - 4;
+        kept += s.groups;
+    }
+    cr_assert(extra > 0, "no zero-spread group was ever drawn: the test does not exercise the refill");
+    cr_assert(kept > 4, "dynamic sampling kept too few groups (%d in 4 steps)", kept);
+    grpo_trainer_free(&t);
+    reward_set_free(&rs);
+    model_free(&m);
+
+    /* control: the same run without dynamic sampling keeps zero-spread groups */
+    sparse_setup(&m, &rs, &cfg, SEVEN);
+    cfg.sched.base_lr = 1e-9;
+    cr_assert_eq(grpo_trainer_init(&t, &m, NULL, &rs, &cfg, &err), PT_OK, "%s", err.msg);
+    toy_source src2 = {.prompt = {1, 2, 3}};
+    double zero_std = 0;
+    for (int k = 0; k < 4; k++) {
+        grpo_step_stats s;
+        cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src2, &err), PT_OK, "%s", err.msg);
+        cr_assert_eq(s.groups, 4);
+        cr_assert_eq(s.prompts_drawn, 4);
+        zero_std += s.frac_reward_zero_std;
+    }
+    cr_assert(zero_std > 0, "the control never saw a zero-spread group");
+    grpo_trainer_free(&t);
+    reward_set_free(&rs);
+    model_free(&m);
+}
+
+/* sync_ref_model: the reference is untouched until step N, then becomes α·policy + (1 − α)·ref. */
+Test(grpo_trainer, reference_sync_mixes_the_policy_in) {
+    policy_model m;
+    reward_set rs;
+    grpo_config cfg;
+    toy_setup(&m, &rs, &cfg);
+    cfg.beta = 0.04;
+    cfg.sync_ref_model = true;
+    cfg.ref_model_sync_steps = 2;
+    cfg.ref_model_mixup_alpha = 0.6;
+    grpo_trainer t;
+    pt_error err = {0};
+    cr_assert_eq(grpo_trainer_init(&t, &m, NULL, &rs, &cfg, &err), PT_OK, "%s", err.msg);
+    const size_t n = m.layout.total;
+    float *start = malloc(n * sizeof(float));
+    memcpy(start, m.params, n * sizeof(float));
+    toy_source src = {.prompt = {1, 2, 3}};
+    grpo_step_stats s;
+    cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(t.ref.params, start, n * sizeof(float)), 0, "the reference moved before its sync step");
+    cr_assert_neq(memcmp(m.params, start, n * sizeof(float)), 0, "the policy did not move");
+    cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_OK, "%s", err.msg);
+    cr_assert(s.kl > 0, "step 2's policy has moved from its reference: kl %g", s.kl);
+    size_t moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float want = (float)(0.6 * m.params[i] + 0.4 * start[i]);
+        cr_assert_eq(t.ref.params[i], want, "param %zu: ref %.9g, α·policy + (1 − α)·ref = %.9g", i, t.ref.params[i], want);
+        moved += t.ref.params[i] != start[i];
+    }
+    cr_assert(moved > n / 2, "the sync moved only %zu of %zu parameters", moved, n);
+    free(start);
+    grpo_trainer_free(&t);
+    reward_set_free(&rs);
+    model_free(&m);
+}
+
+/* mask_truncated_completions: rows cut by max_completion_length leave the loss; when every row
+ * is cut, nothing trains, and that is not a non-finite step. */
+Test(grpo_trainer, truncated_completions_are_masked) {
+    policy_model m;
+    reward_set rs;
+    grpo_config cfg;
+    toy_setup(&m, &rs, &cfg);
+    cfg.mask_truncated_completions = true;
+    cfg.max_completion_length = 3;
+    int eos[1] = {5}; /* a frequent-enough id: some rows stop, the rest are cut */
+    cfg.eos_ids = eos;
+    cfg.n_eos = 1;
+    cfg.router_bias_gamma = 0;
+    grpo_trainer t;
+    pt_error err = {0};
+    cr_assert_eq(grpo_trainer_init(&t, &m, NULL, &rs, &cfg, &err), PT_OK, "%s", err.msg);
+    toy_source src = {.prompt = {1, 2, 3}};
+    int stopped = 0, cut = 0;
+    for (int k = 0; k < 3; k++) {
+        grpo_step_stats s;
+        cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_OK, "%s", err.msg);
+        for (int r = 0; r < t.R; r++) {
+            const bool trunc = t.comp[r].finish == FINISH_LENGTH;
+            if (trunc) cr_assert_eq(t.valid[r], 0, "row %d was cut at the length limit but is in the loss", r);
+            stopped += !trunc, cut += trunc;
+        }
+    }
+    cr_assert(stopped > 0 && cut > 0, "need both kinds of rows (stopped %d, cut %d)", stopped, cut);
+    grpo_trainer_free(&t);
+
+    cfg.eos_ids = NULL, cfg.n_eos = 0; /* now every row is cut */
+    cr_assert_eq(grpo_trainer_init(&t, &m, NULL, &rs, &cfg, &err), PT_OK, "%s", err.msg);
+    const size_t n = m.layout.total;
+    float *before = malloc(n * sizeof(float));
+    memcpy(before, m.params, n * sizeof(float));
+    grpo_step_stats s;
+    cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(s.skipped, 0, "a batch with every row masked is not a non-finite step");
+    cr_assert_eq(memcmp(before, m.params, n * sizeof(float)), 0, "masked rows changed the weights");
+    free(before);
+    grpo_trainer_free(&t);
+    reward_set_free(&rs);
+    model_free(&m);
+}
+
+/* Non-finite updates are skipped with the weights untouched, and max_nan_steps in a row stop the
+ * run with PT_ERR_NUMERIC. Non-finite rewards never get this far (the reward set masks them, and
+ * advantages of masked items are 0), so the NaN comes from a corrupted weight of the MTP module:
+ * sampling never runs it (no speculative decoding), the training forward does, and its loss and
+ * every gradient it feeds become NaN. */
+Test(grpo_trainer, non_finite_steps_skip_then_abort) {
+    policy_model m;
+    reward_set rs;
+    grpo_config cfg;
+    toy_setup(&m, &rs, &cfg);
+    cfg.aux_loss_scale = 1.0;
+    cfg.max_nan_steps = 3;
+    cfg.router_bias_gamma = 0;
+    grpo_trainer t;
+    pt_error err = {0};
+    cr_assert_eq(grpo_trainer_init(&t, &m, NULL, &rs, &cfg, &err), PT_OK, "%s", err.msg);
+    char name[64];
+    snprintf(name, sizeof name, "model.layers.%d.eh_proj.weight", m.cfg.num_hidden_layers);
+    const tensor_entry *mtp = model_layout_find(&m.layout, name);
+    cr_assert(mtp, "no tensor %s", name);
+    m.params[mtp->offset + 3] = NAN;
+    const size_t n = m.layout.total;
+    float *before = malloc(n * sizeof(float));
+    memcpy(before, m.params, n * sizeof(float));
+    toy_source src = {.prompt = {1, 2, 3}};
+    grpo_step_stats s;
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_OK, "step %d: %s", k + 1, err.msg);
+        cr_assert_eq(s.skipped, 1, "step %d should be skipped (loss %g, grad norm %g)", k + 1, s.loss, s.grad_norm);
+        cr_assert_eq(memcmp(before, m.params, n * sizeof(float)), 0, "a skipped step changed the weights");
+        cr_assert_eq(s.groups, 4, "the rollouts themselves are fine");
+    }
+    cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_ERR_NUMERIC, "the third bad step must stop the run");
+    cr_assert(strstr(err.msg, "3"), "%s", err.msg);
+    free(before);
+    grpo_trainer_free(&t);
+    reward_set_free(&rs);
+    model_free(&m);
+}
