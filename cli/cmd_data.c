@@ -28,6 +28,8 @@ static const config_key MAKE_KEYS[] = {
     {"difficulty", CONFIG_INT, "null",
      "countdown 1..4 (3..6 numbers), arithmetic 1..5 (operands and digits), instructions 1..3; default 2"},
     {"max_number", CONFIG_INT, "100", "countdown: the numbers are drawn from 1..max_number"},
+    {"prompt_style", CONFIG_STRING, "\"tinyzero\"",
+     "countdown: tinyzero (the task's instructions in full) or short (\"Using the numbers [a, b, c], make T.\")"},
 };
 
 static const config_key INSPECT_KEYS[] = {
@@ -105,8 +107,14 @@ static int data_make(int argc, char **argv) {
                 (long long)difficulty, task_kind_name(kind), task_difficulty_max(kind));
         goto done;
     }
-    if (kind != TASK_COUNTDOWN && config_int(&cfg, "max_number") != TASK_COUNTDOWN_MAX_NUMBER) {
-        fprintf(stderr, "posttrain data make: --max_number applies to countdown only\n");
+    const char *style = config_string(&cfg, "prompt_style");
+    if (kind != TASK_COUNTDOWN && (config_int(&cfg, "max_number") != TASK_COUNTDOWN_MAX_NUMBER ||
+                                   strcmp(style, "tinyzero") != 0)) {
+        fprintf(stderr, "posttrain data make: --max_number and --prompt_style apply to countdown only\n");
+        goto done;
+    }
+    if (strcmp(style, "tinyzero") != 0 && strcmp(style, "short") != 0) {
+        fprintf(stderr, "posttrain data make: --prompt_style '%s': expected tinyzero or short\n", style);
         goto done;
     }
     task_make_opts o = {.kind = kind,
@@ -114,7 +122,8 @@ static int data_make(int argc, char **argv) {
                         .difficulty = (int)difficulty,
                         .n = (size_t)n,
                         .eval_n = (size_t)eval_n,
-                        .max_number = kind == TASK_COUNTDOWN ? (int)config_int(&cfg, "max_number") : 0};
+                        .max_number = kind == TASK_COUNTDOWN ? (int)config_int(&cfg, "max_number") : 0,
+                        .short_prompt = strcmp(style, "short") == 0};
     if (task_write_jsonl(&o, out, eval_out, &err) != PT_OK) {
         rc = cli_fail("data make", &err);
         goto done;

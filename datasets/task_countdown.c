@@ -88,7 +88,8 @@ static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
     return root;
 }
 
-pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, pt_error *err) {
+pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
+                                  pt_error *err) {
     out->record = NULL;
     out->key = NULL;
     const int k = difficulty + 2;
@@ -103,11 +104,14 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int
     task_text list = {0}, expr = {0}, prompt = {0}, completion = {0}, key = {0};
     for (int i = 0; i < k; i++) task_text_printf(&list, i ? ", %lld" : "%lld", (long long)nodes[i].value);
     print_expr(&expr, nodes, root);
-    task_text_printf(&prompt,
-                     "Using the numbers [%s], create an equation that equals %lld. You can use +, -, * and /, and "
-                     "each number at most once. Show your reasoning in <think> </think> tags and give only the "
-                     "equation in <answer> </answer> tags, for example <answer>(1 + 2) / 3</answer>.",
-                     list.buf, (long long)target);
+    if (short_prompt)
+        task_text_printf(&prompt, "Using the numbers [%s], make %lld.", list.buf, (long long)target);
+    else
+        task_text_printf(&prompt,
+                         "Using the numbers [%s], create an equation that equals %lld. You can use +, -, * and /, "
+                         "and each number at most once. Show your reasoning in <think> </think> tags and give only "
+                         "the equation in <answer> </answer> tags, for example <answer>(1 + 2) / 3</answer>.",
+                         list.buf, (long long)target);
     task_text_printf(&completion, "<think>\nI need to reach %lld using %s.\n", (long long)target, list.buf);
     for (int i = k; i <= root; i++)
         task_text_printf(&completion, "%lld %c %lld = %lld\n", (long long)nodes[nodes[i].left].value, nodes[i].op,

@@ -61,11 +61,15 @@ void task_example_free(task_example *ex) {
 }
 
 pt_status task_candidate(task_example *out, task_kind kind, uint64_t seed, int difficulty, uint64_t j, pt_error *err) {
-    return task_candidate_max(out, kind, seed, difficulty, 0, j, err);
+    task_make_opts o = {.kind = kind, .seed = seed, .difficulty = difficulty};
+    return task_candidate_with(out, &o, j, err);
 }
 
-pt_status task_candidate_max(task_example *out, task_kind kind, uint64_t seed, int difficulty, int max_number,
-                             uint64_t j, pt_error *err) {
+pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uint64_t j, pt_error *err) {
+    const task_kind kind = opts->kind;
+    const uint64_t seed = opts->seed;
+    const int difficulty = opts->difficulty;
+    int max_number = opts->max_number;
     out->record = NULL;
     out->key = NULL;
     PT_CHECK((unsigned)kind < 3, err, PT_ERR_INVALID, "task kind %d is not a built-in task", (int)kind);
@@ -75,13 +79,16 @@ pt_status task_candidate_max(task_example *out, task_kind kind, uint64_t seed, i
     if (max_number == TASK_COUNTDOWN_MAX_NUMBER) max_number = 0; /* the default: the same stream as before */
     if (max_number && (kind != TASK_COUNTDOWN || max_number < 2 || max_number > 100000))
         PT_FAIL(err, PT_ERR_CONFIG, "max_number %d: only countdown takes it, in 2..100000", max_number);
+    if (opts->short_prompt && kind != TASK_COUNTDOWN)
+        PT_FAIL(err, PT_ERR_CONFIG, "the short prompt style is countdown's only");
     /* a non-default number range is its own family of problems: its own streams */
     uint64_t ids[5] = {TASK_STREAM_TAG, (uint64_t)kind, (uint64_t)difficulty, j, (uint64_t)max_number};
     rng r;
     rng_init(&r, seed, rng_stream_id(ids, max_number ? 5 : 4));
     switch (kind) {
     case TASK_COUNTDOWN:
-        return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER, err);
+        return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER,
+                                       opts->short_prompt, err);
     case TASK_ARITHMETIC: return task_arithmetic_generate(out, &r, difficulty, err);
     case TASK_INSTRUCTIONS: return task_instructions_generate(out, &r, difficulty, err);
     }
@@ -129,7 +136,9 @@ static pt_status hash_set_add(hash_set *s, uint64_t h, bool *added, pt_error *er
 
 pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx, size_t *candidates, pt_error *err) {
     if (candidates) *candidates = 0;
-    int difficulty = opts->difficulty ? opts->difficulty : task_difficulty_default(opts->kind);
+    task_make_opts cand = *opts;
+    cand.difficulty = opts->difficulty ? opts->difficulty : task_difficulty_default(opts->kind);
+    const int difficulty = cand.difficulty;
     if (opts->n + opts->eval_n == 0) PT_FAIL(err, PT_ERR_CONFIG, "nothing to generate: --n and --eval-n are both 0");
     /* Give up when TASK_STALL_LIMIT candidates in a row added nothing to a split that still needs
      * examples: the content space is (nearly) exhausted. A healthy run never stalls that long: the
@@ -140,7 +149,7 @@ pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx
     size_t j = 0, stall = 0;
     for (; (have[0] < want[0] || have[1] < want[1]) && stall < TASK_STALL_LIMIT; j++) {
         task_example ex;
-        st = task_candidate_max(&ex, opts->kind, opts->seed, difficulty, opts->max_number, j, err);
+        st = task_candidate_with(&ex, &cand, j, err);
         if (st != PT_OK) break;
         task_split split = task_split_of(ex.key);
         bool added = false;

@@ -63,11 +63,14 @@ task_split task_split_of(const char *key);
 
 /* Candidate j (see the file comment); difficulty must be in range. */
 pt_status task_candidate(task_example *out, task_kind kind, uint64_t seed, int difficulty, uint64_t j, pt_error *err);
-/* The same with countdown's numbers drawn from 1..max_number (0 or TASK_COUNTDOWN_MAX_NUMBER: the
- * default range, and the same stream as task_candidate; another range has its own streams). */
+/* The same with the options of task_make_opts (kind, seed, difficulty, and countdown's
+ * max_number and prompt style; n and eval_n are not read). Countdown's numbers come from
+ * 1..max_number (0 or TASK_COUNTDOWN_MAX_NUMBER: the default range, drawn from the same stream as
+ * task_candidate; another range has its own streams). The prompt style changes only the prompt
+ * text: the same seed gives the same problems and solutions in either style. */
 #define TASK_COUNTDOWN_MAX_NUMBER 100
-pt_status task_candidate_max(task_example *out, task_kind kind, uint64_t seed, int difficulty, int max_number,
-                             uint64_t j, pt_error *err);
+struct task_make_opts;
+pt_status task_candidate_with(task_example *out, const struct task_make_opts *opts, uint64_t j, pt_error *err);
 void task_example_free(task_example *ex);
 
 /* The per-task generators behind task_candidate, each drawing from `r`. */
@@ -79,7 +82,8 @@ typedef struct task_text {
 } task_text;
 void task_text_printf(task_text *t, const char *fmt, ...) PT_PRINTF(2, 3);
 
-pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, pt_error *err);
+pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
+                                  pt_error *err);
 pt_status task_arithmetic_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 pt_status task_instructions_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 
@@ -88,6 +92,8 @@ typedef struct task_make_opts {
     uint64_t seed;
     int difficulty; /* 0: the task's default */
     int max_number; /* countdown: numbers are drawn from 1..max_number (0: 100) */
+    bool short_prompt; /* countdown: "Using the numbers [a, b, c], make T." instead of TinyZero's
+                          prompt with its instructions (the completion is the same) */
     size_t n;       /* train examples */
     size_t eval_n;  /* held-out examples */
 } task_make_opts;

@@ -424,7 +424,14 @@ static void check_candidates(task_kind kind, int n, record_check check, void *ct
         }
 }
 
+typedef struct countdown_variant {
+    int max_number;
+    bool short_prompt;
+} countdown_variant;
+
 static void check_countdown(const cJSON *rec, int d, void *ctx) {
+    const countdown_variant *var = ctx;
+    const int max_number = var ? var->max_number : 100;
     const char *prompt = get_str(rec, "prompt");
     const cJSON *nums = cJSON_GetObjectItemCaseSensitive(rec, "numbers");
     const cJSON *target = cJSON_GetObjectItemCaseSensitive(rec, "target");
@@ -435,7 +442,7 @@ static void check_countdown(const cJSON *rec, int d, void *ctx) {
     char list[128] = "[";
     for (int i = 0; i < n; i++) {
         have[i] = (long long)cJSON_GetArrayItem(nums, i)->valuedouble;
-        cr_assert(have[i] >= 1 && have[i] <= 100);
+        cr_assert(have[i] >= 1 && have[i] <= max_number, "number %lld is outside 1..%d", have[i], max_number);
         snprintf(list + strlen(list), sizeof list - strlen(list), i ? ", %lld" : "%lld", have[i]);
     }
     strcat(list, "]");
@@ -443,8 +450,14 @@ static void check_countdown(const cJSON *rec, int d, void *ctx) {
     char eq[64];
     snprintf(eq, sizeof eq, "equals %lld.", tgt);
     ASSERT_HAS(prompt, list);
-    ASSERT_HAS(prompt, eq);
-    ASSERT_HAS(prompt, "<answer>");
+    if (var && var->short_prompt) {
+        char want[256];
+        snprintf(want, sizeof want, "Using the numbers %s, make %lld.", list, tgt);
+        cr_assert_str_eq(prompt, want);
+    } else {
+        ASSERT_HAS(prompt, eq);
+        ASSERT_HAS(prompt, "<answer>");
+    }
     char *think, *answer;
     split_completion(get_str(rec, "completion"), &think, &answer);
     parser p;
@@ -464,6 +477,39 @@ static void check_countdown(const cJSON *rec, int d, void *ctx) {
 }
 
 Test(tasks, countdown_solutions_verify) { check_candidates(TASK_COUNTDOWN, 250, check_countdown, NULL); }
+
+/* max_number and the short prompt: numbers stay in range, every solution verifies, the style
+ * changes nothing but the prompt, and the default range keeps task_candidate's stream. */
+Test(tasks, countdown_variants) {
+    for (int d = 1; d <= 2; d++)
+        for (int j = 0; j < 200; j++) {
+            task_make_opts o = {.kind = TASK_COUNTDOWN, .seed = 7, .difficulty = d, .max_number = 20, .short_prompt = true};
+            task_example a, b, c, e;
+            pt_error err = {0};
+            cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+            countdown_variant var = {20, true};
+            check_countdown(a.record, d, &var);
+            o.short_prompt = false;
+            cr_assert_eq(task_candidate_with(&b, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+            var.short_prompt = false;
+            check_countdown(b.record, d, &var);
+            cr_assert_str_eq(a.key, b.key);
+            cr_assert_str_eq(get_str(a.record, "completion"), get_str(b.record, "completion"));
+            cr_assert_str_neq(get_str(a.record, "prompt"), get_str(b.record, "prompt"));
+            o.max_number = 0;
+            cr_assert_eq(task_candidate_with(&c, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+            cr_assert_eq(task_candidate(&e, TASK_COUNTDOWN, 7, d, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+            cr_assert_str_eq(c.key, e.key, "the default range must keep task_candidate's problems");
+            task_example_free(&a), task_example_free(&b), task_example_free(&c), task_example_free(&e);
+        }
+    task_make_opts bad = {.kind = TASK_ARITHMETIC, .seed = 1, .difficulty = 1, .short_prompt = true};
+    task_example x;
+    pt_error err = {0};
+    cr_assert_eq(task_candidate_with(&x, &bad, 0, &err), PT_ERR_CONFIG);
+    bad = (task_make_opts){.kind = TASK_COUNTDOWN, .seed = 1, .difficulty = 1, .max_number = 1};
+    cr_assert_eq(task_candidate_with(&x, &bad, 0, &err), PT_ERR_CONFIG);
+    ASSERT_HAS(err.msg, "max_number");
+}
 
 static int count_digits(long long v) {
     int n = 1;
