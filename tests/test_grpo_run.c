@@ -409,3 +409,59 @@ Test(grpo_run, bad_rewards_file_creates_nothing) {
     cr_assert(empty_or_missing(out), "a failed start wrote into the existing %s", out);
     world_free(&w);
 }
+
+/* A reward plugin process that crashes is restarted, and the run goes on with every rollout
+ * scored. The plugin (a `subprocess` reward: a shell script speaking the JSON-lines protocol)
+ * counts its requests in a file and kills itself with SIGSEGV on every odd one before replying; the
+ * reward resends that batch to a fresh process, which answers. Also: eval_data puts eval/accuracy
+ * and eval/mean_reward into run.db before the first step, at eval_steps and after the last. */
+Test(grpo_run, crashing_plugin_is_restarted_and_eval_is_logged) {
+    world w;
+    world_init(&w);
+    char script[400], counter[400], out[400], rewards[1200];
+    snprintf(script, sizeof script, "%s/plugin.sh", w.dir);
+    snprintf(counter, sizeof counter, "%s/calls", w.dir);
+    snprintf(out, sizeof out, "%s/run", w.dir);
+    char body[1400];
+    snprintf(body, sizeof body,
+             "#!/bin/sh\n"
+             "while read -r line; do\n"
+             "  c=$(cat '%s' 2>/dev/null || echo 0); c=$((c + 1)); echo $c > '%s'\n"
+             "  if [ $((c %% 2)) -eq 1 ]; then kill -SEGV $$; fi\n"
+             "  n=$(printf '%%s' \"$line\" | grep -o '\"prompt\"' | wc -l); s=''; i=0\n"
+             "  while [ $i -lt $n ]; do s=\"$s${s:+,}1\"; i=$((i + 1)); done\n"
+             "  printf '{\"scores\": [%%s]}\\n' \"$s\"\n"
+             "done\n",
+             counter, counter);
+    write_file(script, body);
+    cr_assert_eq(chmod(script, 0755), 0);
+    snprintf(rewards, sizeof rewards,
+             "[{\"name\": \"e_count\", \"type\": \"regex\", \"pattern\": \"e\", \"mode\": \"count\"},\n"
+             " {\"name\": \"plugin\", \"type\": \"subprocess\", \"command\": [\"%s\"], \"timeout\": 20}]\n",
+             script);
+    write_file(w.rewards, rewards);
+    grpo_result res;
+    pt_error err = {0};
+    char extra[700];
+    snprintf(extra, sizeof extra, "\"eval_data\": \"%s\", \"eval_steps\": 2", w.data);
+    cr_assert_eq(run(&res, &w, out, extra, NULL, &err), PT_OK, "%s", err.msg);
+    sqlite3 *db = open_db(out);
+    for (int64_t step = 1; step <= 4; step++) {
+        cr_assert_eq(metric(db, step, "masked"), 0.0, "step %lld: every rollout must be scored", (long long)step);
+        cr_assert_eq(metric(db, step, "rewards/plugin/mean"), 1.0, "step %lld", (long long)step);
+    }
+    for (int64_t step = 0; step <= 4; step += 2) {
+        const double acc = metric(db, step, "eval/accuracy"), mr = metric(db, step, "eval/mean_reward");
+        cr_assert(acc >= 0 && acc <= 1 && isfinite(mr), "step %lld: eval/accuracy %g, eval/mean_reward %g",
+                  (long long)step, acc, mr);
+        cr_assert(mr >= 1.0, "every held-out completion gets the plugin's 1 (mean reward %g)", mr);
+    }
+    sqlite3_close(db);
+    FILE *f = fopen(counter, "r");
+    int calls = 0;
+    cr_assert(f && fscanf(f, "%d", &calls) == 1);
+    fclose(f);
+    /* 4 steps plus 3 evaluations, each batch sent twice (a crash, then a fresh process) */
+    cr_assert(calls >= 2 * 7, "the plugin saw %d requests; every batch should have needed a restart", calls);
+    world_free(&w);
+}
