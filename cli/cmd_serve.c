@@ -1,5 +1,6 @@
-/* cmd_serve.c — `posttrain serve --model DIR [--port P] [--host 127.0.0.1]`: an OpenAI-compatible
- * server (rollout/server.h) on the model until SIGTERM or SIGINT. The signals are blocked before
+/* cmd_serve.c — `posttrain serve --model DIR [--reward-model DIR] [--port P] [--host 127.0.0.1]`: an
+ * OpenAI-compatible server (rollout/server.h) on the model, with /v1/score on the reward model
+ * (either may be given alone), until SIGTERM or SIGINT. The signals are blocked before
  * the server's threads start (they inherit the mask) and taken with sigwait here, so shutdown
  * runs in this thread: stop accepting, finish requests in flight, free, exit 0. */
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "model/checkpoint.h"
+#include "model/reward_model.h"
 #include "rollout/server.h"
 
 static const config_key SERVE_KEYS[] = {
@@ -20,6 +22,10 @@ static const config_key SERVE_KEYS[] = {
     {"chat_template", CONFIG_STRING, "null", "deepseek-v3, deepseek-r1 or plain (default: from the tokenizer)"},
     {"max_request_bytes", CONFIG_INT, "1048576", "larger request bodies are refused with 413"},
     {"max_tokens_cap", CONFIG_INT, "4096", "the largest max_tokens a request may ask for"},
+    {"reward_model", CONFIG_STRING, "null",
+     "a reward model folder (`posttrain rm` writes RUN_DIR/final) served on POST /v1/score; its tokenizer is the "
+     "folder's own"},
+    {"reward_max_length", CONFIG_INT, "1024", "tokens of prompt + completion that /v1/score scores (the first ones)"},
 };
 
 int cmd_serve(int argc, char **argv) {
@@ -29,23 +35,43 @@ int cmd_serve(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     rc = 1;
     pt_error err = {0};
-    tokenizer *tok = NULL;
+    tokenizer *tok = NULL, *rtok = NULL;
     policy_model m;
-    int have_model = 0;
+    reward_model rm;
+    int have_model = 0, have_rm = 0;
     rollout_server *srv = NULL;
-    const char *dir = cli_require(&cfg, "serve", "model");
-    if (!dir) {
+    const char *rdir = config_string(&cfg, "reward_model");
+    const char *dir = rdir && config_is_null(&cfg, "model") ? NULL : cli_require(&cfg, "serve", "model");
+    if (!dir && !rdir) {
         rc = 2;
         goto done;
     }
-    const char *tpath = config_is_null(&cfg, "tokenizer") ? dir : config_string(&cfg, "tokenizer");
-    model_load_info info;
-    if (tokenizer_load(&tok, tpath, &err) != PT_OK || model_load(&m, dir, &info, &err) != PT_OK) {
-        rc = cli_fail("serve", &err);
+    if (config_int(&cfg, "reward_max_length") < 1) {
+        fprintf(stderr, "posttrain serve: --reward-max-length must be >= 1\n");
+        rc = 2;
         goto done;
     }
-    have_model = 1;
+    if (dir) {
+        const char *tpath = config_is_null(&cfg, "tokenizer") ? dir : config_string(&cfg, "tokenizer");
+        model_load_info info;
+        if (tokenizer_load(&tok, tpath, &err) != PT_OK || model_load(&m, dir, &info, &err) != PT_OK) {
+            rc = cli_fail("serve", &err);
+            goto done;
+        }
+        have_model = 1;
+    }
+    if (rdir) {
+        if (tokenizer_load(&rtok, rdir, &err) != PT_OK || reward_model_load(&rm, rdir, 0, 0, &err) != PT_OK) {
+            error_prefix(&err, "--reward-model");
+            rc = cli_fail("serve", &err);
+            goto done;
+        }
+        have_rm = 1;
+    }
     rollout_server_config sc = rollout_server_config_default();
+    sc.reward_model = have_rm ? &rm : NULL;
+    sc.reward_tokenizer = rtok;
+    sc.reward_max_length = (size_t)config_int(&cfg, "reward_max_length");
     sc.host = config_string(&cfg, "host");
     sc.port = (int)config_int(&cfg, "port");
     sc.model_name = config_string(&cfg, "model_name");
@@ -56,7 +82,7 @@ int cmd_serve(int argc, char **argv) {
             rc = cli_fail("serve", &err);
             goto done;
         }
-    } else if (tokenizer_chat_template(tok) && !chat_format_from_jinja(&sc.chat, tokenizer_chat_template(tok))) {
+    } else if (tok && tokenizer_chat_template(tok) && !chat_format_from_jinja(&sc.chat, tokenizer_chat_template(tok))) {
         fprintf(stderr, "posttrain serve: the tokenizer's chat template is not one of ours; using deepseek-v3 "
                         "(pass --chat_template to choose)\n");
     }
@@ -65,12 +91,13 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    if (rollout_server_start(&srv, &m, tok, &sc, &err) != PT_OK) {
+    if (rollout_server_start(&srv, have_model ? &m : NULL, tok, &sc, &err) != PT_OK) {
         rc = cli_fail("serve", &err);
         goto done;
     }
-    fprintf(stderr, "posttrain serve: http://%s:%d/v1 (model '%s'); Ctrl-C or SIGTERM stops\n", sc.host,
-            rollout_server_port(srv), sc.model_name);
+    fprintf(stderr, "posttrain serve: http://%s:%d/v1 (%s%s%s); Ctrl-C or SIGTERM stops\n", sc.host,
+            rollout_server_port(srv), have_model ? "model '" : "", have_model ? sc.model_name : "",
+            have_model ? (have_rm ? "', /v1/score on the reward model" : "'") : "/v1/score on the reward model");
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "posttrain serve: %s received, shutting down\n", strsignal(sig));
@@ -78,7 +105,9 @@ int cmd_serve(int argc, char **argv) {
     rc = 0;
 done:
     if (have_model) model_free(&m);
+    if (have_rm) reward_model_free(&rm);
     tokenizer_free(tok);
+    tokenizer_free(rtok);
     config_free(&cfg);
     return rc;
 }

@@ -19,6 +19,7 @@ int cmd_sft(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_grpo(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_rejection_sample(int argc, char **argv);
 int cmd_report(int argc, char **argv);

@@ -16,6 +16,7 @@ static const cli_command COMMANDS[] = {
     {"sample", "generate a completion for a prompt (or a JSONL file's prompts) from a model folder", cmd_sample},
     {"score", "score completions (JSONL) with a reward set and print each reward's column and the total", cmd_score},
     {"grpo", "GRPO reinforcement learning on prompts scored by a reward set, with checkpoints and exact resume", cmd_grpo},
+    {"rm", "train a reward model (scalar head, Bradley-Terry loss) on {prompt, chosen, rejected} pairs", cmd_rm},
     {"eval", "held-out evaluation: mean reward, accuracy and pass@k of a model on prompts, by a reward set", cmd_eval},
     {"rejection-sample", "sample N per prompt, keep the ones the rewards accept, write them as an SFT dataset",
      cmd_rejection_sample},

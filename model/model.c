@@ -544,3 +544,41 @@ int model_expert_load(const policy_model *m, const model_acts *a, int layer, exp
     out->cv = out->mean > 0 ? sqrt(var > 0 ? var : 0) / out->mean : 0.0;
     return 0;
 }
+
+/* ---- trunk only (score heads) ------------------------------------------------------------ */
+
+pt_status model_forward_hidden(policy_model *m, model_acts *a, const model_batch *b, pt_error *err) {
+    const model_config *c = &m->cfg;
+    if (b->B != a->B || b->T != a->T)
+        PT_FAIL(err, PT_ERR_INVALID, "batch shape (%d, %d) does not match the activations (%d, %d)", b->B, b->T,
+                a->B, a->T);
+    const int N = b->B * b->T, H = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    const int D = c->num_nextn_predict_layers, E = c->n_routed_experts;
+    for (int i = 0; i < N; i++)
+        if (b->ids[i] < 0 || b->ids[i] >= V)
+            PT_FAIL(err, PT_ERR_INVALID, "token id %d at position %d is outside the vocabulary [0, %d)", b->ids[i], i,
+                    V);
+    a->batch = b;
+    a->mtp_loss = a->balance_loss = 0.0;
+    if (E > 0) memset(a->expert_load, 0, (size_t)(L + D) * E * sizeof(int));
+    for (int i = 0; i < N; i++) a->pos[i] = b->pos ? b->pos[i] : i % b->T;
+    const float *P = m->params;
+    PROFILE(m, PHASE_EMBED, embedding_forward(a->h0, b->ids, P + m->layout.embed, N, H));
+    if (L > 0) memcpy(a->layers[0].x, a->h0, (size_t)N * H * sizeof(float));
+    for (int l = 0; l < L; l++) layer_forward(m, a, l, b);
+    PROFILE(m, PHASE_NORM,
+            rmsnorm_forward(a->hn, a->rstd_final, a->hL, P + m->layout.final_norm, (float)c->rms_norm_eps, N, H));
+    return PT_OK;
+}
+
+void model_backward_hidden(policy_model *m, model_acts *a, const float *dhn, float aux_scale) {
+    const model_config *c = &m->cfg;
+    const model_batch *b = a->batch;
+    model_scratch *s = a->scratch;
+    const int N = b->B * b->T, H = c->hidden_size, L = c->num_hidden_layers;
+    memset(s->dres, 0, (size_t)N * H * sizeof(float));
+    PROFILE(m, PHASE_NORM, rmsnorm_backward(s->dres, m->grads + m->layout.final_norm, dhn, a->hL,
+                                            m->params + m->layout.final_norm, a->rstd_final, N, H));
+    for (int l = L - 1; l >= 0; l--) layer_backward(m, a, l, aux_scale);
+    PROFILE(m, PHASE_EMBED, embedding_backward(m->grads + m->layout.embed, s->dres, b->ids, N, H));
+}

@@ -137,4 +137,13 @@ int model_expert_load(const policy_model *m, const model_acts *a, int layer, exp
  * bias moves by −γ·sign(load − mean load) using the loads of the last forward. */
 void model_update_router_bias(policy_model *m, const model_acts *a, float gamma);
 
+/* The trunk alone, for heads other than the LM head (a reward model's score head): embedding →
+ * L decoder layers → final RMSNorm, filling a->hn (N, H) and the balance loss; no logits, no
+ * log-probabilities, no MTP (batch->targets is ignored). model_backward_hidden is its backward:
+ * given dhn = d(objective)/d(hn) (N, H), it ACCUMULATES (+=) into model->grads the gradient of
+ *   Σ dhn·hn + aux_scale·balance_loss
+ * for the last model_forward_hidden on `a`. */
+pt_status model_forward_hidden(policy_model *m, model_acts *a, const model_batch *batch, pt_error *err);
+void model_backward_hidden(policy_model *m, model_acts *a, const float *dhn, float aux_scale);
+
 #endif

@@ -126,6 +126,7 @@ pt_status reward_plugin_init(reward *self, const cJSON *cfg, pt_error *err);    
 pt_status reward_subprocess_init(reward *self, const cJSON *cfg, pt_error *err); /* JSON lines */
 pt_status reward_unittest_init(reward *self, const cJSON *cfg, pt_error *err);   /* sandboxed tests */
 pt_status reward_http_init(reward *self, const cJSON *cfg, pt_error *err);       /* HTTP endpoint or LLM judge */
+pt_status reward_rm_init(reward *self, const cJSON *cfg, pt_error *err);         /* local reward model */
 
 /* Types added at runtime. The registry owns copies of the type names; ctx is borrowed. */
 typedef struct reward_registry_entry {

@@ -24,6 +24,7 @@ const reward_type reward_builtin_types[] = {
     {"subprocess", "an executable speaking JSON lines over stdin/stdout", reward_subprocess_init},
     {"unittest", "extracted code run against the example's tests in a sandbox", reward_unittest_init},
     {"http", "remote scoring endpoint or OpenAI-compatible chat judge (libcurl, retries, circuit breaker)", reward_http_init},
+    {"model", "a local reward model trained by `posttrain rm` (score.weight on the last token)", reward_rm_init},
 };
 const int reward_builtin_count = (int)(sizeof reward_builtin_types / sizeof reward_builtin_types[0]);
 

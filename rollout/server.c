@@ -39,7 +39,8 @@ typedef struct srv_req {
 } srv_req;
 
 rollout_server_config rollout_server_config_default(void) {
-    rollout_server_config c = {"127.0.0.1", 8000, (size_t)1 << 20, 4096, 16, "posttrain", CHAT_DEEPSEEK_V3};
+    rollout_server_config c = {"127.0.0.1", 8000, (size_t)1 << 20, 4096, 16, "posttrain", CHAT_DEEPSEEK_V3,
+                               NULL, NULL, 1024, 256};
     return c;
 }
 
@@ -289,6 +290,74 @@ static enum MHD_Result handle_generate(rollout_server *s, struct MHD_Connection 
     return send_json(c, 200, resp);
 }
 
+/* One /v1/score item: "prompt" (a string, or absent: "") and "completion" (a string). */
+static int score_item(const char **prompt, const char **completion, const cJSON *obj, const char *where, char *why,
+                      size_t len) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(obj, "completion");
+    if (!cJSON_IsObject(obj)) return snprintf(why, len, "%s must be an object", where), 0;
+    if (p && !cJSON_IsString(p)) return snprintf(why, len, "%s\"prompt\" must be a string", where), 0;
+    if (!cJSON_IsString(q)) return snprintf(why, len, "%s\"completion\" must be a string", where), 0;
+    *prompt = p ? p->valuestring : "";
+    *completion = q->valuestring;
+    return 1;
+}
+
+static enum MHD_Result handle_score(rollout_server *s, struct MHD_Connection *c, const cJSON *req) {
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(req, "items");
+    int batch = items != NULL, n = batch ? cJSON_GetArraySize(items) : 1;
+    size_t cap = s->cfg.max_score_items;
+    if (batch && (!cJSON_IsArray(items) || n < 1))
+        return send_error(c, 400, "invalid_request_error", "items", "\"items\" must be a non-empty list of objects");
+    if ((size_t)n > cap)
+        return send_error(c, 400, "invalid_request_error", "items", "%d items; at most %zu per request", n, cap);
+    const char **prompts = calloc((size_t)n, sizeof *prompts), **completions = calloc((size_t)n, sizeof *completions);
+    double *scores = calloc((size_t)n, sizeof *scores);
+    if (!prompts || !completions || !scores) {
+        free(prompts), free(completions), free(scores);
+        return send_error(c, 500, "server_error", NULL, "out of memory");
+    }
+    char why[256] = "";
+    int ok = 1, k = 0;
+    if (!batch) ok = score_item(&prompts[0], &completions[0], req, "", why, sizeof why);
+    for (const cJSON *it = batch ? items->child : NULL; it && ok; it = it->next, k++) {
+        char where[48];
+        snprintf(where, sizeof where, "items[%d]%s", k, cJSON_IsObject(it) ? "." : "");
+        ok = score_item(&prompts[k], &completions[k], it, where, why, sizeof why);
+    }
+    enum MHD_Result ret;
+    if (!ok) {
+        ret = send_error(c, 400, "invalid_request_error", NULL, "%s", why);
+    } else {
+        pt_error err = {0};
+        pt_status st = PT_OK;
+        tokenizer *tok = s->cfg.reward_tokenizer ? s->cfg.reward_tokenizer : s->tok;
+        pthread_mutex_lock(&s->gen_mu);
+        for (int i = 0; i < n && st == PT_OK; i++)
+            st = reward_model_score_text(&scores[i], s->cfg.reward_model, tok, prompts[i], completions[i],
+                                         s->cfg.reward_max_length, &err);
+        pthread_mutex_unlock(&s->gen_mu);
+        if (st != PT_OK) {
+            ret = send_error(c, st == PT_ERR_INVALID ? 400 : 500, st == PT_ERR_INVALID ? "invalid_request_error"
+                                                                                      : "server_error",
+                             NULL, "scoring failed: %s", err.msg);
+        } else {
+            cJSON *root = cJSON_CreateObject();
+            if (batch) {
+                cJSON *arr = cJSON_AddArrayToObject(root, "scores");
+                for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(scores[i]));
+            } else {
+                cJSON_AddNumberToObject(root, "score", scores[0]);
+            }
+            ret = send_json(c, 200, root);
+        }
+    }
+    free(prompts);
+    free(completions);
+    free(scores);
+    return ret;
+}
+
 static enum MHD_Result route(rollout_server *s, struct MHD_Connection *c, const char *url, const char *method,
                              srv_req *rq) {
     int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
@@ -313,16 +382,18 @@ static enum MHD_Result route(rollout_server *s, struct MHD_Connection *c, const 
     if (rq->too_large)
         return send_error(c, 413, "invalid_request_error", NULL, "request body is larger than %zu bytes",
                           s->cfg.max_request_bytes);
-    if (is_score)
+    if (is_score && !s->cfg.reward_model)
         return send_error(c, 501, "not_implemented", NULL,
-                          "/v1/score needs a local reward model, which this build does not have yet "
-                          "(posttrain serve --reward-model is not implemented)");
+                          "/v1/score needs a reward model: start the server with --reward-model DIR");
+    if (!is_score && !s->m)
+        return send_error(c, 501, "not_implemented", NULL,
+                          "this server holds only a reward model: start it with --model DIR to generate");
     cJSON *req = rq->body ? cJSON_ParseWithLength(rq->body, rq->len) : NULL;
     if (!cJSON_IsObject(req)) {
         cJSON_Delete(req);
         return send_error(c, 400, "invalid_request_error", NULL, "the body is not a JSON object");
     }
-    enum MHD_Result ret = handle_generate(s, c, req, is_chat);
+    enum MHD_Result ret = is_score ? handle_score(s, c, req) : handle_generate(s, c, req, is_chat);
     cJSON_Delete(req);
     return ret;
 }
@@ -369,8 +440,15 @@ static void completed(void *cls, struct MHD_Connection *c, void **state, enum MH
 pt_status rollout_server_start(rollout_server **out, const policy_model *m, tokenizer *tok,
                                const rollout_server_config *cfg, pt_error *err) {
     *out = NULL;
-    PT_CHECK(m && tok && cfg, err, PT_ERR_INVALID, "rollout_server_start: bad arguments");
-    if ((int64_t)tokenizer_n_ids(tok) > m->cfg.vocab_size)
+    PT_CHECK(cfg && (m || cfg->reward_model) && (tok || (!m && cfg->reward_tokenizer)), err, PT_ERR_INVALID,
+             "rollout_server_start: bad arguments");
+    if (cfg->reward_model) {
+        const tokenizer *rt = cfg->reward_tokenizer ? cfg->reward_tokenizer : tok;
+        if ((int64_t)tokenizer_n_ids(rt) > cfg->reward_model->base.cfg.vocab_size)
+            PT_FAIL(err, PT_ERR_CONFIG, "the reward model's tokenizer has %zu ids but its vocab_size is %d",
+                    tokenizer_n_ids(rt), cfg->reward_model->base.cfg.vocab_size);
+    }
+    if (m && (int64_t)tokenizer_n_ids(tok) > m->cfg.vocab_size)
         PT_FAIL(err, PT_ERR_CONFIG, "the tokenizer has %zu ids but the model's vocab_size is %d", tokenizer_n_ids(tok),
                 m->cfg.vocab_size);
     struct sockaddr_in addr = {0};
@@ -388,6 +466,8 @@ pt_status rollout_server_start(rollout_server **out, const policy_model *m, toke
     if (!s->cfg.max_request_bytes) s->cfg.max_request_bytes = (size_t)1 << 20;
     if (s->cfg.max_tokens_cap <= 0) s->cfg.max_tokens_cap = 4096;
     if (s->cfg.max_n <= 0 || s->cfg.max_n > 16) s->cfg.max_n = 16;
+    if (!s->cfg.reward_max_length) s->cfg.reward_max_length = 1024;
+    if (!s->cfg.max_score_items) s->cfg.max_score_items = 256;
     snprintf(s->model_name, sizeof s->model_name, "%s", cfg->model_name ? cfg->model_name : "posttrain");
     pthread_mutex_init(&s->gen_mu, NULL);
     s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handle, s,
