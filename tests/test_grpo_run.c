@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "datasets/run_store.h"
@@ -463,5 +465,56 @@ Test(grpo_run, crashing_plugin_is_restarted_and_eval_is_logged) {
     fclose(f);
     /* 4 steps plus 3 evaluations, each batch sent twice (a crash, then a fresh process) */
     cr_assert(calls >= 2 * 7, "the plugin saw %d requests; every batch should have needed a restart", calls);
+    world_free(&w);
+}
+
+/* Killed for real: a child process runs the GRPO run and SIGKILLs itself right after step 3 is
+ * committed (its newest checkpoint is step 2), with no chance to clean up; `resume: auto` in
+ * this process then finishes the run, and its final weights and every step's metrics equal an
+ * uninterrupted run's. */
+static bool kill_after_3(void *ctx, const grpo_step_stats *s) {
+    (void)ctx;
+    if (s->step == 3) raise(SIGKILL);
+    return true;
+}
+
+Test(grpo_run, resume_after_sigkill_is_bit_identical) {
+    world w;
+    world_init(&w);
+    char a[512], b[512], fa[640], fb[640];
+    snprintf(a, sizeof a, "%s/straight", w.dir);
+    snprintf(b, sizeof b, "%s/killed", w.dir);
+    grpo_result res;
+    pt_error err = {0};
+    cr_assert_eq(run(&res, &w, a, "", NULL, &err), PT_OK, "%s", err.msg);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        grpo_run_hooks hk = {.ctx = NULL, .after_step = kill_after_3};
+        grpo_result r;
+        pt_error e = {0};
+        run(&r, &w, b, "", &hk, &e);
+        _exit(3); /* not reached: the hook kills the process */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the child was not killed by SIGKILL (status %d)",
+              status);
+    cr_assert_eq(run(&res, &w, b, "\"resume\": \"auto\"", NULL, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(res.start_step, 2);
+    snprintf(fa, sizeof fa, "%s/final/model.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/final/model.safetensors", b);
+    cr_assert(same_file(fa, fb), "the run resumed after SIGKILL ends with other weights than the straight run");
+    sqlite3 *da = open_db(a), *db = open_db(b);
+    for (int64_t s = 1; s <= 4; s++) {
+        static const char *const NAMES[] = {"loss", "reward", "kl", "grad_norm", "entropy"};
+        for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
+            double x = metric(da, s, NAMES[i]), y = metric(db, s, NAMES[i]);
+            cr_assert(x == y || (isnan(x) && isnan(y)), "step %lld %s: %.17g vs %.17g", (long long)s, NAMES[i], x, y);
+        }
+        cr_assert_eq(count_rollouts(db, s), P_ * G_);
+    }
+    sqlite3_close(da), sqlite3_close(db);
     world_free(&w);
 }
