@@ -21,9 +21,11 @@
  *                      completion_only_loss false, on every token.
  *   messages           the chat template's render; loss on every token, or with
  *                      assistant_only_loss on the assistant spans (content + end marker) only.
- *   prompt             string: encode(prompt) without special tokens (TRL's GRPOTrainer passes
- *                      add_special_tokens=False); conversational: the render with the
- *                      generation prompt (the template carries BOS). No loss mask.
+ *   prompt             string: encode(prompt) with BOS, as the prompt of prompt_completion data
+ *                      (TRL's GRPOTrainer passes add_special_tokens=False here, so a model
+ *                      fine-tuned on string prompts would be sampled from a start it never saw);
+ *                      conversational: the render with the generation prompt (the template
+ *                      carries BOS). No loss mask.
  *   preference         two sequences, prompt+chosen and prompt+rejected, each as prompt_completion.
  * One deliberate difference from TRL: a string prompt and its completion are encoded separately
  * and concatenated (TRL encodes prompt + completion together and masks by the prompt's token

@@ -189,8 +189,12 @@ static pt_status build_prompt(dataset_example *ex, bool *good, record_bad *bad, 
         PT_TRY(seq_chat(&ex->seq, good, bad, c, &r->prompt, NULL, "prompt", true, &ex->prompt_text, err));
         if (!*good) return PT_OK;
     } else {
+        /* As SFT encodes the prompt of prompt/completion data (seq_plain): the tokenizer's
+         * post-processor, i.e. BOS + text, so that a policy is sampled from the context it was
+         * fine-tuned on. (TRL's GRPO encodes string prompts without special tokens; an SFT'd
+         * model then sees a start it never saw in training.) */
         tok_ids t = {0};
-        pt_status st = tokenizer_encode(&t, c->tok, r->prompt.text, strlen(r->prompt.text), 0, err);
+        pt_status st = tokenizer_encode(&t, c->tok, r->prompt.text, strlen(r->prompt.text), TOK_ADD_SPECIAL, err);
         if (st == PT_OK) st = seq_from_ids(&ex->seq, t.ids, t.n, err);
         tok_ids_free(&t);
         if (st != PT_OK) return st;

@@ -172,8 +172,9 @@ pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx
     if (have[0] < want[0] || have[1] < want[1])
         PT_FAIL(err, PT_ERR_CONFIG,
                 "%s at difficulty %d: only %zu distinct train and %zu held-out problems among %zu candidates "
-                "(asked for %zu and %zu); ask for fewer or raise --difficulty",
-                task_kind_name(opts->kind), difficulty, have[0], have[1], j, want[0], want[1]);
+                "(asked for %zu and %zu); ask for fewer or raise --difficulty%s",
+                task_kind_name(opts->kind), difficulty, have[0], have[1], j, want[0], want[1],
+                opts->kind == TASK_COUNTDOWN ? " or --max_number" : "");
     return PT_OK;
 }
 

@@ -300,7 +300,7 @@ Test(dataset_shapes, grpo_prompt_keeps_every_extra_column_verbatim) {
     get(&ex, ds, 0);
     cr_assert_str_eq(ex.prompt_text, "Using 3, 5 and 7, reach 22.");
     cr_assert_str_eq(ex.prompt_json, "\"Using 3, 5 and 7, reach 22.\"");
-    expect_decode(tok, &ex.seq, "Using 3, 5 and 7, reach 22."); /* no BOS, as TRL's GRPOTrainer */
+    expect_decode(tok, &ex.seq, BOS "Using 3, 5 and 7, reach 22."); /* BOS + text, as SFT encodes a prompt */
     for (size_t t = 0; t < ex.seq.n; t++) cr_assert_eq(ex.seq.loss[t], 0);
     const char *names0[] = {"numbers", "target", "answer", "meta", "ok", "note"};
     const char *json0[] = {"[3, 5,  7]", "22", "\"3*5+7\"",

@@ -390,15 +390,20 @@ Test(rejection, best_of_n_keeps_the_maximum) {
     pt_error err = {0};
     cr_assert_eq(eval_policy(&er, &w.m, w.tok, &w.set, w.ds, &eo, &err), PT_OK, "%s", err.msg);
     eval_result_free(&er);
-    int n = 0;
+    int n = 0, with = 0;
     cJSON **lines = read_lines(out, &n);
-    cr_assert_eq(n, 5, "best of N keeps one sample per prompt (every sample is scored)");
+    /* one line per prompt that has a sample with valid UTF-8 (every sample is scored), in order */
+    int order[16];
+    for (int p = 0; p < mx.p; p++)
+        if (mx.max[p] >= 0) order[with++] = p;
+    cr_assert_eq(n, with, "best of N keeps one sample per prompt with a candidate: %d lines, %d prompts", n, with);
+    cr_assert(with >= 3, "too few prompts with a valid sample (%d) for the test to mean much", with);
     for (int i = 0; i < n; i++) {
         const cJSON *c = cJSON_GetObjectItem(lines[i], "completion");
         const char *text = cJSON_IsArray(c) ? cJSON_GetObjectItem(cJSON_GetArrayItem(c, 0), "content")->valuestring
                                             : c->valuestring;
-        cr_assert(total_of(text) == mx.max[i], "prompt %d: kept '%s' scoring %g, the best of N scored %g", i, text,
-                  total_of(text), mx.max[i]);
+        cr_assert(total_of(text) == mx.max[order[i]], "prompt %d: kept '%s' scoring %g, the best of N scored %g",
+                  order[i], text, total_of(text), mx.max[order[i]]);
         cJSON_Delete(lines[i]);
     }
     free(lines);
