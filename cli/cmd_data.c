@@ -28,6 +28,9 @@ static const config_key MAKE_KEYS[] = {
     {"difficulty", CONFIG_INT, "null",
      "countdown 1..4 (3..6 numbers), arithmetic 1..5 (operands and digits), instructions 1..3; default 2"},
     {"max_number", CONFIG_INT, "100", "countdown: the numbers are drawn from 1..max_number"},
+    {"trace", CONFIG_STRING, "\"direct\"",
+     "countdown's worked solution: direct (the combinations that reach the target) or search (0-3 random "
+     "combinations checked and rejected first, then the one that reaches it)"},
     {"prompt_style", CONFIG_STRING, "\"tinyzero\"",
      "countdown: tinyzero (the task's instructions in full) or short (\"Using the numbers [a, b, c], make T.\")"},
 };
@@ -108,9 +111,14 @@ static int data_make(int argc, char **argv) {
         goto done;
     }
     const char *style = config_string(&cfg, "prompt_style");
+    const char *trace = config_string(&cfg, "trace");
     if (kind != TASK_COUNTDOWN && (config_int(&cfg, "max_number") != TASK_COUNTDOWN_MAX_NUMBER ||
-                                   strcmp(style, "tinyzero") != 0)) {
-        fprintf(stderr, "posttrain data make: --max_number and --prompt_style apply to countdown only\n");
+                                   strcmp(style, "tinyzero") != 0 || strcmp(trace, "direct") != 0)) {
+        fprintf(stderr, "posttrain data make: --max_number, --prompt_style and --trace apply to countdown only\n");
+        goto done;
+    }
+    if (strcmp(trace, "direct") != 0 && strcmp(trace, "search") != 0) {
+        fprintf(stderr, "posttrain data make: --trace '%s': expected direct or search\n", trace);
         goto done;
     }
     if (strcmp(style, "tinyzero") != 0 && strcmp(style, "short") != 0) {
@@ -123,7 +131,8 @@ static int data_make(int argc, char **argv) {
                         .n = (size_t)n,
                         .eval_n = (size_t)eval_n,
                         .max_number = kind == TASK_COUNTDOWN ? (int)config_int(&cfg, "max_number") : 0,
-                        .short_prompt = strcmp(style, "short") == 0};
+                        .short_prompt = strcmp(style, "short") == 0,
+                        .search_trace = strcmp(trace, "search") == 0};
     if (task_write_jsonl(&o, out, eval_out, &err) != PT_OK) {
         rc = cli_fail("data make", &err);
         goto done;

@@ -13,6 +13,10 @@
  * "a op b = v" line per combination, and the answer prints the tree with the fewest parentheses
  * that keep its meaning under the usual precedence (a right operand of - or / that is itself
  * + - or * / is parenthesised). Every number is used exactly once in the reference solution.
+ * The search trace (search_trace) instead lists, one line each, up to CD_SEARCH_MISSES distinct
+ * random combinations of all the numbers that miss the target ("a op b = v, v op c = w, no.")
+ * and then the reference solution ("..., yes."); a random combination that reaches the target
+ * ends the search and is the answer.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,7 +24,7 @@
 
 #include "datasets/tasks.h"
 
-enum { CD_MAX_NUMBERS = 6, CD_MAX_VALUE = 100000, CD_MAX_TARGET = 999, CD_MAX_DRAWS = 10000 };
+enum { CD_MAX_NUMBERS = 6, CD_MAX_VALUE = 100000, CD_MAX_TARGET = 999, CD_MAX_DRAWS = 10000, CD_SEARCH_MISSES = 3 };
 
 typedef struct cd_node {
     int64_t value;
@@ -53,14 +57,11 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* One draw: fills nodes (k leaves, then k - 1 combinations in creation order); returns the root
- * index, or -1 when the draw is rejected. */
-static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
+/* Combines the k leaves nodes[0..k) at random into one value (k - 1 combinations appended in
+ * creation order); returns the root index, or -1 when a value outgrows CD_MAX_VALUE. */
+static int combine(cd_node *nodes, rng *r, int k) {
     int pool[CD_MAX_NUMBERS];
-    for (int i = 0; i < k; i++) {
-        nodes[i] = (cd_node){.value = 1 + (int64_t)rng_below(r, (uint32_t)max_number), .op = 0, .left = -1, .right = -1};
-        pool[i] = i;
-    }
+    for (int i = 0; i < k; i++) pool[i] = i;
     int n_nodes = k, size = k;
     while (size > 1) {
         int i = (int)rng_below(r, (uint32_t)size);
@@ -80,7 +81,16 @@ static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
         pool[i] = n_nodes++;
         pool[j] = pool[--size];
     }
-    int root = pool[0];
+    return pool[0];
+}
+
+/* One draw: fills nodes (k leaves, then k - 1 combinations in creation order); returns the root
+ * index, or -1 when the draw is rejected. */
+static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
+    for (int i = 0; i < k; i++)
+        nodes[i] = (cd_node){.value = 1 + (int64_t)rng_below(r, (uint32_t)max_number), .op = 0, .left = -1, .right = -1};
+    int root = combine(nodes, r, k);
+    if (root < 0) return -1;
     int64_t target = nodes[root].value;
     if (target < 1 || target > CD_MAX_TARGET) return -1;
     for (int i = 0; i < k; i++)
@@ -88,8 +98,16 @@ static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
     return root;
 }
 
+/* One attempt of a search trace: "a op b = v, v op c = w, no." (or "yes."). */
+static void print_attempt(task_text *t, const cd_node *nodes, int k, int root, bool hit) {
+    for (int i = k; i <= root; i++)
+        task_text_printf(t, "%s%lld %c %lld = %lld", i > k ? ", " : "", (long long)nodes[nodes[i].left].value,
+                         nodes[i].op, (long long)nodes[nodes[i].right].value, (long long)nodes[i].value);
+    task_text_printf(t, hit ? ", yes.\n" : ", no.\n");
+}
+
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  pt_error *err) {
+                                  bool search, pt_error *err) {
     out->record = NULL;
     out->key = NULL;
     const int k = difficulty + 2;
@@ -113,11 +131,45 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int
                          "the equation in <answer> </answer> tags, for example <answer>(1 + 2) / 3</answer>.",
                          list.buf, (long long)target);
     task_text_printf(&completion, "<think>\nI need to reach %lld using %s.\n", (long long)target, list.buf);
-    for (int i = k; i <= root; i++)
-        task_text_printf(&completion, "%lld %c %lld = %lld\n", (long long)nodes[nodes[i].left].value, nodes[i].op,
-                         (long long)nodes[nodes[i].right].value, (long long)nodes[i].value);
-    task_text_printf(&completion, "That reaches %lld, so the equation is %s.\n</think>\n<answer>%s</answer>",
-                     (long long)target, expr.buf, expr.buf);
+    if (search) {
+        /* 0..CD_SEARCH_MISSES random combinations of the numbers that miss the target, then the
+         * reference solution; an attempt that happens to hit the target ends the search (it is a
+         * solution too, and becomes the answer). Drawn after the problem: the problem and its key
+         * are those of the direct trace. */
+        const int misses = (int)rng_below(r, CD_SEARCH_MISSES + 1);
+        bool hit = false;
+        task_text tried[CD_SEARCH_MISSES];
+        for (int m = 0, tries = 0; m < misses && !hit && tries < 64; tries++) {
+            cd_node att[2 * CD_MAX_NUMBERS];
+            memcpy(att, nodes, (size_t)k * sizeof *att);
+            int a_root = combine(att, r, k);
+            if (a_root < 0) continue;
+            hit = att[a_root].value == target;
+            tried[m].len = 0, tried[m].overflow = false, tried[m].buf[0] = '\0';
+            print_attempt(&tried[m], att, k, a_root, hit);
+            bool again = false; /* the same attempt twice teaches nothing */
+            for (int q = 0; q < m && !again; q++) again = strcmp(tried[q].buf, tried[m].buf) == 0;
+            if (again) {
+                hit = false;
+                continue;
+            }
+            task_text_printf(&completion, "%s", tried[m].buf);
+            if (hit) {
+                expr.len = 0;
+                expr.buf[0] = '\0';
+                print_expr(&expr, att, a_root);
+            }
+            m++;
+        }
+        if (!hit) print_attempt(&completion, nodes, k, root, true);
+        task_text_printf(&completion, "</think>\n<answer>%s</answer>", expr.buf);
+    } else {
+        for (int i = k; i <= root; i++)
+            task_text_printf(&completion, "%lld %c %lld = %lld\n", (long long)nodes[nodes[i].left].value, nodes[i].op,
+                             (long long)nodes[nodes[i].right].value, (long long)nodes[i].value);
+        task_text_printf(&completion, "That reaches %lld, so the equation is %s.\n</think>\n<answer>%s</answer>",
+                         (long long)target, expr.buf, expr.buf);
+    }
     int64_t sorted[CD_MAX_NUMBERS];
     for (int i = 0; i < k; i++) sorted[i] = nodes[i].value;
     qsort(sorted, (size_t)k, sizeof sorted[0], cmp_i64);

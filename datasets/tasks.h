@@ -7,7 +7,9 @@
  *                 node (no division with remainder), so a solution always exists; the completion
  *                 is that solution worked step by step in the R1 format
  *                 "<think>\n...\n</think>\n<answer>EXPR</answer>". Difficulty 1..4: 3..6 numbers,
- *                 drawn from 1..100 (max_number sets another range).
+ *                 drawn from 1..100 (max_number sets another range). With search_trace the
+ *                 reasoning is a search: a few random combinations that miss the target, each
+ *                 checked ("..., no."), then one that reaches it ("..., yes.").
  *   arithmetic    {"prompt", "answer": "<integer>", "completion"}: a chain of multi-digit
  *                 + - * / (exact integer division) evaluated with the usual precedence; the
  *                 completion works multiplications by place value. Difficulty 1..5 sets the
@@ -83,7 +85,7 @@ typedef struct task_text {
 void task_text_printf(task_text *t, const char *fmt, ...) PT_PRINTF(2, 3);
 
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  pt_error *err);
+                                  bool search, pt_error *err);
 pt_status task_arithmetic_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 pt_status task_instructions_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 
@@ -94,6 +96,8 @@ typedef struct task_make_opts {
     int max_number; /* countdown: numbers are drawn from 1..max_number (0: 100) */
     bool short_prompt; /* countdown: "Using the numbers [a, b, c], make T." instead of TinyZero's
                           prompt with its instructions (the completion is the same) */
+    bool search_trace; /* countdown: the reasoning tries 0-3 random combinations that miss ("a + b
+                          = v, v * c = w, no.") before the one that reaches the target ("... yes.") */
     size_t n;       /* train examples */
     size_t eval_n;  /* held-out examples */
 } task_make_opts;

@@ -427,6 +427,7 @@ static void check_candidates(task_kind kind, int n, record_check check, void *ct
 typedef struct countdown_variant {
     int max_number;
     bool short_prompt;
+    bool search; /* the think block is a search trace (checked by check_search) */
 } countdown_variant;
 
 static void check_countdown(const cJSON *rec, int d, void *ctx) {
@@ -471,12 +472,72 @@ static void check_countdown(const cJSON *rec, int d, void *ctx) {
         cr_assert_lt(k, n, "%s uses %lld, which is not available in %s", answer, p.leaves[i], list);
         used[k] = true;
     }
-    check_equations(think);
+    if (!var || !var->search) check_equations(think);
     free(think);
     free(answer);
 }
 
 Test(tasks, countdown_solutions_verify) { check_candidates(TASK_COUNTDOWN, 250, check_countdown, NULL); }
+
+/* The search trace: every attempt line is a chain of true equations over all the numbers
+ * ("a op b = v, v op c = w, no." / "..., yes."), the misses end away from the target, only the
+ * last line says yes and ends at the target, attempts are distinct, and the answer is a solution
+ * (check_countdown on the record). */
+static void check_search(const cJSON *rec, int d, void *ctx) {
+    check_countdown(rec, d, ctx);
+    const long long tgt = (long long)cJSON_GetObjectItemCaseSensitive(rec, "target")->valuedouble;
+    char *think, *answer;
+    split_completion(get_str(rec, "completion"), &think, &answer);
+    char *copy = strdup(think), *lines[16];
+    int n = 0;
+    for (char *line = strtok(copy, "\n"); line && n < 16; line = strtok(NULL, "\n"))
+        if (strncmp(line, "I need", 6) != 0) lines[n++] = line;
+    cr_assert(n >= 1 && n <= 4, "%d attempts in: %s", n, think);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++) cr_assert_str_neq(lines[i], lines[j], "an attempt is repeated in: %s", think);
+        const bool yes = strstr(lines[i], ", yes.") != NULL;
+        cr_assert(yes == (i == n - 1), "only the last attempt may say yes: %s", think);
+        cr_assert(yes || strstr(lines[i], ", no."), "attempt without a verdict: %s", lines[i]);
+        char *verdict = strrchr(lines[i], ',');
+        *verdict = 0;
+        long long last = 0;
+        for (char *eq = strtok(lines[i], ","); eq; eq = strtok(NULL, ",")) {
+            char *rhs = strchr(eq, '=');
+            cr_assert(rhs, "no '=' in %s", eq);
+            *rhs = 0;
+            parser p;
+            rat l = eval_all(&p, eq, true), r = eval_all(&p, rhs + 1, true);
+            cr_assert(l.num == r.num && l.den == r.den && r.den == 1, "false step '%s=%s' in %s", eq, rhs + 1, think);
+            last = r.num;
+        }
+        cr_assert(yes ? last == tgt : last != tgt, "attempt %d ends at %lld (target %lld, %s)", i, last, tgt,
+                  yes ? "yes" : "no");
+        /* strtok above consumed the line; the outer list of lines stays valid (separate buffer) */
+    }
+    free(copy);
+    free(think);
+    free(answer);
+}
+
+Test(tasks, countdown_search_trace) {
+    int with_misses = 0;
+    for (int d = 1; d <= 3; d++)
+        for (int j = 0; j < 200; j++) {
+            task_make_opts o = {.kind = TASK_COUNTDOWN, .seed = 7, .difficulty = d, .max_number = 10,
+                                .short_prompt = true, .search_trace = true};
+            task_example a, b;
+            pt_error err = {0};
+            cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+            countdown_variant var = {10, true, true};
+            check_search(a.record, d, &var);
+            with_misses += strstr(get_str(a.record, "completion"), ", no.") != NULL;
+            o.search_trace = false;
+            cr_assert_eq(task_candidate_with(&b, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+            cr_assert_str_eq(a.key, b.key, "the search trace must not change the problem");
+            task_example_free(&a), task_example_free(&b);
+        }
+    cr_assert(with_misses > 300, "too few traces with a rejected attempt (%d of 600)", with_misses);
+}
 
 /* max_number and the short prompt: numbers stay in range, every solution verifies, the style
  * changes nothing but the prompt, and the default range keeps task_candidate's stream. */
