@@ -488,20 +488,20 @@ static void check_search(const cJSON *rec, int d, void *ctx) {
     const long long tgt = (long long)cJSON_GetObjectItemCaseSensitive(rec, "target")->valuedouble;
     char *think, *answer;
     split_completion(get_str(rec, "completion"), &think, &answer);
-    char *copy = strdup(think), *lines[16];
+    char *copy = strdup(think), *tries[16];
     int n = 0;
     for (char *line = strtok(copy, "\n"); line && n < 16; line = strtok(NULL, "\n"))
-        if (strncmp(line, "I need", 6) != 0) lines[n++] = line;
+        if (strncmp(line, "I need", 6) != 0) tries[n++] = line;
     cr_assert(n >= 1 && n <= 4, "%d attempts in: %s", n, think);
     for (int i = 0; i < n; i++) {
-        for (int j = 0; j < i; j++) cr_assert_str_neq(lines[i], lines[j], "an attempt is repeated in: %s", think);
-        const bool yes = strstr(lines[i], ", yes.") != NULL;
+        for (int j = 0; j < i; j++) cr_assert_str_neq(tries[i], tries[j], "an attempt is repeated in: %s", think);
+        const bool yes = strstr(tries[i], ", yes.") != NULL;
         cr_assert(yes == (i == n - 1), "only the last attempt may say yes: %s", think);
-        cr_assert(yes || strstr(lines[i], ", no."), "attempt without a verdict: %s", lines[i]);
-        char *verdict = strrchr(lines[i], ',');
+        cr_assert(yes || strstr(tries[i], ", no."), "attempt without a verdict: %s", tries[i]);
+        char *verdict = strrchr(tries[i], ',');
         *verdict = 0;
         long long last = 0;
-        for (char *eq = strtok(lines[i], ","); eq; eq = strtok(NULL, ",")) {
+        for (char *eq = strtok(tries[i], ","); eq; eq = strtok(NULL, ",")) {
             char *rhs = strchr(eq, '=');
             cr_assert(rhs, "no '=' in %s", eq);
             *rhs = 0;
@@ -548,7 +548,7 @@ Test(tasks, countdown_variants) {
             task_example a, b, c, e;
             pt_error err = {0};
             cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-            countdown_variant var = {20, true};
+            countdown_variant var = {20, true, false};
             check_countdown(a.record, d, &var);
             o.short_prompt = false;
             cr_assert_eq(task_candidate_with(&b, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
