@@ -150,7 +150,7 @@ sanitize:
 # Coverage-guided fuzzing of the file parsers with libFuzzer (clang from Debian); not part of CI.
 #   make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 60
-FUZZ_SRCS    := core/error.c core/utf8.c model/dtype.c model/safetensors.c model/model_config.c
+FUZZ_SRCS    := core/error.c core/utf8.c kernels/fp8.c model/dtype.c model/safetensors.c model/model_config.c
 FUZZERS      := safetensors model_config
 fuzz: $(FUZZERS:%=build-fuzz/fuzz_%)
 	@for f in $(FUZZERS); do mkdir -p build-fuzz/corpus-$$f; \

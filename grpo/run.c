@@ -80,6 +80,9 @@ static const config_key GRPO_KEYS[] = {
     {"ref_model_sync_steps", CONFIG_INT, "512", "steps between reference syncs"},
     {"ref_model_mixup_alpha", CONFIG_FLOAT, "0.6", "ref ← α·policy + (1−α)·ref at a sync"},
     {"aux_loss_scale", CONFIG_FLOAT, "1.0", "weight of the model's MTP and balance losses in the gradient"},
+    {"precision", CONFIG_STRING, "\"fp32\"",
+     "training GEMMs: fp32, or fp8 (DeepSeek-V3's recipe: E4M3 attention/MLP/expert linears, 1x128 and 128x128 "
+     "scales, emulated exactly on the CPU); rollouts and master weights stay fp32"},
     /* optimisation */
     {"learning_rate", CONFIG_FLOAT, "1e-6", "peak learning rate of AdamW"},
     {"lr_scheduler_type", CONFIG_STRING, "\"linear\"", "constant, linear or cosine (after the warm-up)"},
@@ -267,6 +270,7 @@ static pt_status options_from_config(grpo_options *o, const config *cfg, pt_erro
     if (g->sync_ref_model && g->beta == 0)
         return bad_key(err, cfg, "sync_ref_model", "needs beta > 0 (with beta 0 there is no reference model to sync)");
     PT_TRY(float_in(&g->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, err));
+    PT_TRY(keyed(model_precision_parse(&g->precision, config_string(cfg, "precision"), err), err, cfg, "precision"));
 
     g->sched.base_lr = config_float(cfg, "learning_rate");
     if (!(g->sched.base_lr > 0))

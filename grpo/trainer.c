@@ -103,6 +103,7 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     PT_CHECK(m && rewards, err, PT_ERR_INVALID, "grpo_trainer_init: a model and a reward set are needed");
     t->cfg = *cfg;
     t->m = m;
+    m->precision = cfg->precision;
     t->tok = tok;
     t->rewards = rewards;
     const int P = cfg->per_device_train_batch_size, G = cfg->num_generations, C = cfg->max_completion_length;
@@ -131,6 +132,7 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     if (cfg->beta != 0.0) {
         PT_TRY_GOTO(st, model_init(&t->ref, &m->cfg, 0, err), fail);
         t->has_ref = 1;
+        t->ref.precision = cfg->precision;
         memcpy(t->ref.params, m->params, m->layout.total * sizeof(float));
     }
     nan_guard_init(&t->guard, cfg->max_nan_steps);

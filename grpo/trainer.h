@@ -65,6 +65,7 @@ typedef struct grpo_config {
     const int *eos_ids;           /* stop tokens (borrowed) */
     int n_eos;
     int max_live;                 /* engine: sequences decoding at once (0: P·G) */
+    model_precision precision;    /* training GEMMs of the policy and the reference (rollouts: fp32) */
 } grpo_config;
 
 /* TRL's defaults where TRL has one (G 8, completion 256, prompt 512, T 1, β 0, ε 0.2, μ 1, grpo,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kernels/fp8.h"
 #include "model/safetensors.h"
 
 static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
@@ -128,4 +129,66 @@ pt_status model_save(const policy_model *m, const char *dir, size_t max_shard_by
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     return model_config_save(&m->cfg, path, err);
+}
+
+/* The tensors DeepSeek's FP8 release stores in E4M3: the matrices of attention, dense MLPs, shared
+ * and routed experts. The embedding, the heads, eh_proj, the router and the norms stay as they are. */
+static int fp8_release_tensor(const tensor_entry *e) {
+    if (e->role != TENSOR_WEIGHT || e->ndim != 2 || e->alias) return 0;
+    if (strstr(e->name, ".self_attn.")) return 1;
+    return strstr(e->name, ".mlp.") != NULL && strstr(e->name, ".mlp.gate.") == NULL;
+}
+
+pt_status model_save_fp8(const policy_model *m, const char *dir, size_t max_shard_bytes, pt_error *err) {
+    const model_layout *lay = &m->layout;
+    const int bs = FP8_TILE;
+    size_t ncodes = 0, nscales = 0;
+    for (int i = 0; i < lay->ntensors; i++) {
+        const tensor_entry *e = &lay->tensors[i];
+        if (!fp8_release_tensor(e)) continue;
+        ncodes += e->numel;
+        nscales += fp8_scale_count((int)e->shape[0], (int)e->shape[1], bs, bs);
+    }
+    uint8_t *codes = malloc(ncodes ? ncodes : 1);
+    float *scales = malloc((nscales ? nscales : 1) * sizeof *scales);
+    char (*names)[160] = calloc((size_t)lay->ntensors, sizeof *names);
+    if (!codes || !scales || !names) {
+        free(codes), free(scales), free(names);
+        PT_FAIL(err, PT_ERR_NOMEM, "out of memory for the FP8 copy of the weights (%zu bytes)", ncodes + 4 * nscales);
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        free(codes), free(scales), free(names);
+        PT_FAIL(err, PT_ERR_IO, "cannot create model folder '%s': %s", dir, strerror(errno));
+    }
+    const fp8_scaling recipe = {FP8_DEFAULT_EPS, 0};
+    st_writer w;
+    st_writer_init(&w);
+    pt_status st = PT_OK;
+    size_t co = 0, so = 0;
+    for (int i = 0; i < lay->ntensors && st == PT_OK; i++) {
+        const tensor_entry *e = &lay->tensors[i];
+        int64_t shape[2] = {e->shape[0], e->shape[1]};
+        if (!fp8_release_tensor(e)) {
+            st = st_writer_add(&w, e->name, PT_DTYPE_F32, e->ndim, shape, m->params + e->offset, err);
+            continue;
+        }
+        const int R = (int)e->shape[0], C = (int)e->shape[1];
+        int64_t sshape[2] = {(R + bs - 1) / bs, (C + bs - 1) / bs};
+        fp8_quantize(codes + co, scales + so, m->params + e->offset, R, C, bs, bs, &recipe);
+        snprintf(names[i], sizeof names[i], "%s_scale_inv", e->name);
+        st = st_writer_add(&w, e->name, PT_DTYPE_F8_E4M3, 2, shape, codes + co, err);
+        if (st == PT_OK) st = st_writer_add(&w, names[i], PT_DTYPE_F32, 2, sshape, scales + so, err);
+        co += e->numel;
+        so += (size_t)(sshape[0] * sshape[1]);
+    }
+    if (st == PT_OK) st = st_writer_write_folder(&w, dir, max_shard_bytes, err);
+    st_writer_free(&w);
+    free(codes), free(scales), free(names);
+    if (st != PT_OK) return error_prefix(err, "saving FP8 model to '%s'", dir);
+    model_config cfg = m->cfg; /* a shallow view: only the quantisation fields change */
+    cfg.quant.fp8 = true;
+    cfg.quant.weight_block_size[0] = cfg.quant.weight_block_size[1] = bs;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    return model_config_save(&cfg, path, err);
 }

@@ -26,5 +26,11 @@ pt_status model_load(policy_model *m, const char *dir, model_load_info *info, pt
 /* Writes dir/config.json and the weights (dir is created when missing); shards above
  * max_shard_bytes (0: one file). */
 pt_status model_save(const policy_model *m, const char *dir, size_t max_shard_bytes, pt_error *err);
+/* The same folder in DeepSeek's FP8 release format: every matrix of attention, dense MLPs and
+ * experts as F8_E4M3 codes of 128×128 blocks (scale = max(amax, 1e-4)/448, kernels/fp8.h) plus its
+ * `<name>_scale_inv` fp32 [ceil(out/128), ceil(in/128)] (W = code·scale_inv); the embedding, heads,
+ * eh_proj, router, router bias and norms in fp32; config.json with quantization_config {fp8, e4m3,
+ * dynamic, [128, 128]}. model_load reads it back to exactly the dequantised weights. */
+pt_status model_save_fp8(const policy_model *m, const char *dir, size_t max_shard_bytes, pt_error *err);
 
 #endif

@@ -13,6 +13,7 @@
  *   E5M2  bias 15, max 57344, min subnormal 2⁻¹⁶, inf S.11111.00, NaN S.11111.{01,10,11}.
  *         Saturating like E4M3: overflow and ±inf become ±57344 (0x7B | sign); NaN → 0x7F | sign.
  *         (torch's float8_e5m2 cast does NOT saturate: it gives inf; see tests/test_safetensors.c.)
+ * The FP8 codecs are kernels/fp8.h's (saturating mode), wrapped here.
  * Decoding (narrow → fp32) is exact for every code, subnormals included; NaN codes decode to a
  * quiet fp32 NaN with the same sign.
  *

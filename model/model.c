@@ -328,7 +328,9 @@ void model_mlp_infer(const policy_model *m, int layer, model_mlp_ws *w, float *o
     model_batch b = {NULL, NULL, NULL, NULL, 1, N, 1.0f};
     w->a.xm = (float *)x; /* read only: mlp_forward does not write xm */
     w->a.out = out;
-    mlp_forward(m, layer, &w->a, &b, NULL, load);
+    policy_model fp32 = *m; /* rollouts run in fp32 whatever the training precision */
+    fp32.precision = MODEL_PRECISION_FP32;
+    mlp_forward(&fp32, layer, &w->a, &b, NULL, load);
 }
 
 /* ---- forward ---------------------------------------------------------------------------- */

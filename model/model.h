@@ -20,6 +20,7 @@
 #include "core/rng.h"
 #include "model/layout.h"
 #include "model/model_config.h"
+#include "model/precision.h"
 
 /* Where the time goes (`make bench`): seconds per phase, forward and backward together. */
 typedef enum model_phase {
@@ -53,6 +54,7 @@ typedef struct policy_model {
     float rope_factor;        /* YaRN attention factor multiplying cos/sin */
     float softmax_scale;      /* qk_head_dim^-0.5 · mscale² */
     model_profile *profile;   /* NULL, or where phase timings accumulate */
+    model_precision precision; /* GEMMs of the training forward/backward (model/precision.h); fp32 after init */
 } policy_model;
 
 /* The inputs of one forward pass. */

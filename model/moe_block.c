@@ -112,7 +112,7 @@ void mlp_forward(const policy_model *m, int l, layer_acts *a, const model_batch 
     PROFILE(m, PHASE_NORM, rmsnorm_forward(a->ln2, a->rstd2, a->xm, P + ly->post_norm, (float)c->rms_norm_eps, N, H));
     if (!ly->moe) {
         PROFILE(m, PHASE_DENSE_MLP, ffn_forward(a->out, a->g, a->u, a->s, a->ln2, P + ly->gate, P + ly->up, P + ly->down, N, H,
-                    c->intermediate_size));
+                    c->intermediate_size, m->precision));
         for (size_t i = 0; i < (size_t)N * H; i++) a->out[i] += a->xm[i];
         return;
     }
@@ -129,11 +129,11 @@ void mlp_forward(const policy_model *m, int l, layer_acts *a, const model_batch 
         if (load) load[e] += ne;
         PROFILE(m, PHASE_EXPERTS, ffn_forward(a->ey + r0 * H, a->eg + r0 * I, a->eu + r0 * I, a->es + r0 * I, a->xs + r0 * H,
                     P + ly->experts_gate + e * per, P + ly->experts_up + e * per, P + ly->experts_down + e * per,
-                    ne, H, I));
+                    ne, H, I, m->precision));
     }
     if (S > 0) {
         PROFILE(m, PHASE_DENSE_MLP, ffn_forward(a->out, a->sg, a->su, a->ss, a->ln2, P + ly->shared_gate, P + ly->shared_up,
-                    P + ly->shared_down, N, H, S));
+                    P + ly->shared_down, N, H, S, m->precision));
         for (size_t i = 0; i < (size_t)N * H; i++) a->out[i] += a->xm[i];
     } else {
         memcpy(a->out, a->xm, (size_t)N * H * sizeof *a->out);
@@ -152,7 +152,7 @@ void mlp_backward(policy_model *m, int l, layer_acts *a, const model_batch *b, m
     memset(s->dln, 0, (size_t)N * H * sizeof(float));
     if (!ly->moe) {
         PROFILE(m, PHASE_DENSE_MLP, ffn_backward(s->dln, G + ly->gate, G + ly->up, G + ly->down, s->dres, a->ln2, a->g, a->u, a->s,
-                     P + ly->gate, P + ly->up, P + ly->down, s->ffn, N, H, c->intermediate_size));
+                     P + ly->gate, P + ly->up, P + ly->down, s->ffn, N, H, c->intermediate_size, m->precision));
     } else {
         const int E = c->n_routed_experts, K = c->num_experts_per_tok, I = c->moe_intermediate_size;
         const int S = I * c->n_shared_experts;
@@ -166,12 +166,12 @@ void mlp_backward(policy_model *m, int l, layer_acts *a, const model_batch *b, m
                          G + ly->experts_down + e * per, s->dey + r0 * H, a->xs + r0 * H, a->eg + r0 * I,
                          a->eu + r0 * I, a->es + r0 * I, P + ly->experts_gate + e * per,
                          P + ly->experts_up + e * per, P + ly->experts_down + e * per, s->ffn, a->plan.counts[e], H,
-                         I));
+                         I, m->precision));
         }
         PROFILE(m, PHASE_EXPERTS, moe_gather_backward(s->dln, s->dxs, &a->plan, H));
         if (S > 0)
             PROFILE(m, PHASE_DENSE_MLP, ffn_backward(s->dln, G + ly->shared_gate, G + ly->shared_up, G + ly->shared_down, s->dres, a->ln2, a->sg,
-                         a->su, a->ss, P + ly->shared_gate, P + ly->shared_up, P + ly->shared_down, s->ffn, N, H, S));
+                         a->su, a->ss, P + ly->shared_gate, P + ly->shared_up, P + ly->shared_down, s->ffn, N, H, S, m->precision));
 
         /* Routing weights → raw scores → router logits. */
         const float rsf = (float)c->routed_scaling_factor;

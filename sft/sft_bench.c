@@ -174,3 +174,7 @@ pt_status sft_bench(sft_bench_result *r, const char *model_config_path, int step
     if (st != PT_OK) error_prefix(err, "sft bench");
     return st;
 }
+
+pt_status sft_bench_make_data(tokenizer **tok, const char *data_path, size_t vocab, pt_error *err) {
+    return make_data(tok, data_path, vocab, err);
+}

@@ -36,4 +36,10 @@ typedef struct sft_bench_result {
  * about 30 s on 2 cores). Prints nothing. */
 pt_status sft_bench(sft_bench_result *r, const char *model_config_path, int steps, pt_error *err);
 
+/* The benchmark's data and tokenizer: 600 arithmetic and 400 countdown examples (seed 1,
+ * difficulty 1) written to data_path as prompt/completion JSONL, and a byte-level BPE tokenizer of
+ * `vocab` ids trained on them (*tok, free with tokenizer_free). Also used by sft/sft_fp8_gap.h. */
+struct tokenizer;
+pt_status sft_bench_make_data(struct tokenizer **tok, const char *data_path, size_t vocab, pt_error *err);
+
 #endif

@@ -63,6 +63,10 @@ static const config_key SFT_KEYS[] = {
     {"aux_loss_scale", CONFIG_FLOAT, "1.0",
      "weight of the MTP loss and the sequence-wise balance loss in the gradient (their λ and α come from the model "
      "config; 0 trains on the main loss only)"},
+    {"precision", CONFIG_STRING, "\"fp32\"",
+     "training GEMMs: fp32, or fp8 (DeepSeek-V3's recipe: E4M3 attention/MLP/expert linears with 1x128 activation and "
+     "128x128 weight scales, emulated exactly on the CPU); embedding, head, router, norms, attention core, master "
+     "weights and optimizer state stay fp32"},
     /* bookkeeping */
     {"eval_steps", CONFIG_INT, "0", "held-out loss every N steps (0: before the first step and after the last only)"},
     {"save_steps", CONFIG_INT, "500", "checkpoint every N steps (0: only at the end; the last step always saves)"},
@@ -243,6 +247,7 @@ pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *e
     PT_TRY(float_in(&o->optim.max_grad_norm, cfg, "max_grad_norm", 0, 1e30, false, err));
     PT_TRY(optim_config_validate(&o->optim, err));
     PT_TRY(float_in(&o->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, false, err));
+    PT_TRY(keyed(model_precision_parse(&o->precision, config_string(cfg, "precision"), err), err, cfg, "precision"));
 
     /* bookkeeping */
     PT_TRY(int_at_least(&o->eval_steps, cfg, "eval_steps", 0, INT64_MAX, err));

@@ -29,6 +29,7 @@
 #include "core/schedule.h"
 #include "datasets/dataset.h"
 #include "datasets/loader.h"
+#include "model/precision.h"
 
 /* Every key of `posttrain sft` (see sft_config.c for defaults and help). */
 extern const config_schema SFT_SCHEMA;
@@ -55,6 +56,7 @@ typedef struct sft_options {
     double num_train_epochs;
     int grad_accum;             /* micro-batches per optimizer step */
     double aux_loss_scale;      /* weight of the MTP and balance losses in the backward */
+    model_precision precision;  /* the policy's training GEMMs (model/precision.h) */
     /* bookkeeping */
     int64_t eval_steps;         /* evaluate every N steps (0: at the start and the end only) */
     int64_t save_steps;         /* checkpoint every N steps (0: only at the end) */

@@ -89,6 +89,7 @@ pt_status sft_trainer_init(sft_trainer *t, const sft_options *o, policy_model *m
     t->sched = *sched;
     t->step = step;
     t->gamma = (float)m->cfg.posttrain_bias_update_speed;
+    m->precision = o->precision;
     nan_guard_init(&t->guard, o->max_nan_steps);
     PT_CHECK(opt->total == m->layout.total, err, PT_ERR_INVALID,
              "optimizer state has %zu floats per moment, the model %zu", opt->total, m->layout.total);

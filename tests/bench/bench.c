@@ -10,6 +10,7 @@
  * token plus one shared, dense MLP width 512, vocab 1024, and 4096 tokens (16 x 256) per step.
  */
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,9 @@
 #include "model/model.h"
 #include "model/tokenizer.h"
 #include "rollout/engine.h"
+#include "grpo/grpo_bench.h"
 #include "sft/sft_bench.h"
+#include "sft/sft_fp8_gap.h"
 #include "tests/util/check.h"
 
 typedef void (*bench_fn)(void *ctx);
@@ -346,6 +349,62 @@ static void bench_generate(void) {
     model_config_free(&cfg);
 }
 
+/* `bench fp8 [steps [B [T]]] [floor]`: the fp32 vs fp8 SFT loss gap on the demo model
+ * (sft/sft_fp8_gap.h); `floor` adds the fp32 run from bf16-rounded initial weights (the noise
+ * floor). Only when named: it trains for minutes. Defaults 300 steps of 8 x 256 tokens (the demo's
+ * shape). */
+static int bench_fp8(int argc, char **argv) {
+    int at = 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "fp8") == 0) at = i;
+    int num[3] = {300, 8, 256}, floor_run = 0;
+    for (int k = 0; k < 3 && at + 1 + k < argc && atoi(argv[at + 1 + k]) > 0; k++) num[k] = atoi(argv[at + 1 + k]);
+    for (int i = 1; i < argc; i++) floor_run |= strcmp(argv[i], "floor") == 0;
+    model_config mc;
+    pt_error err = {0};
+    if (model_config_load(&mc, PT_SOURCE_DIR "/examples/configs/tiny-moe.json", &err) != PT_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    sft_gap_options o = {.steps = num[0], .B = num[1], .T = num[2], .lr = 3e-3, .noise_floor = floor_run};
+    sft_gap_result r;
+    printf("\nfp8 loss gap: SFT of examples/configs/tiny-moe.json, %d steps of %d x %d tokens, same seed and data,"
+           " fp32 vs fp8 GEMMs (training...)\n", o.steps, o.B, o.T);
+    fflush(stdout);
+    pt_status st = sft_fp8_gap(&r, &mc, &o, &err);
+    model_config_free(&mc);
+    if (st != PT_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    int every = r.steps >= 200 ? r.steps / 20 : (r.steps >= 20 ? r.steps / 10 : 1);
+    printf("\n| step | fp32 loss | fp8 loss | relative error |%s\n|-----:|----------:|---------:|---------------:|%s\n",
+           floor_run ? " fp32, bf16-rounded init | relative error |" : "",
+           floor_run ? "------------------------:|---------------:|" : "");
+    for (int i = 0; i < r.steps; i++)
+        if ((i + 1) % every == 0 || i == 0) {
+            printf("| %4d | %9.4f | %8.4f | %13.3f%% |", i + 1, r.loss[0][i], r.loss[1][i],
+                   100 * fabs(r.loss[1][i] - r.loss[0][i]) / r.loss[0][i]);
+            if (floor_run)
+                printf(" %23.4f | %13.3f%% |", r.loss[2][i], 100 * fabs(r.loss[2][i] - r.loss[0][i]) / r.loss[0][i]);
+            printf("\n");
+        }
+    int tail = r.steps / 5 > 0 ? r.steps / 5 : 1;
+    printf("\nlast %d steps (20%%): mean loss fp32 %.4f, fp8 %.4f -> relative error of the mean %.3f%%;"
+           " mean per-step relative error %.3f%% (goal: < 0.25%%)\n",
+           tail, r.tail_mean[0], r.tail_mean[1], 100 * r.tail_mean_rel_err[1], 100 * r.tail_rel_err[1]);
+    if (floor_run)
+        printf("noise floor, fp32 from bf16-rounded initial weights: mean loss %.4f -> relative error of the mean"
+               " %.3f%%; mean per-step relative error %.3f%%\n",
+               r.tail_mean[2], 100 * r.tail_mean_rel_err[2], 100 * r.tail_rel_err[2]);
+    double pos = (double)o.B * o.T * r.steps;
+    printf("CPU cost of the emulation: fp32 %.2f s/step (%.0f tokens/s), fp8 %.2f s/step (%.0f tokens/s): %.2fx slower\n",
+           r.seconds[0] / r.steps, pos / r.seconds[0], r.seconds[1] / r.steps, pos / r.seconds[1],
+           r.seconds[1] / r.seconds[0]);
+    sft_gap_result_free(&r);
+    return 0;
+}
+
 /* `bench` runs every section; `bench model generate` only those named. */
 static int want(int argc, char **argv, const char *name) {
     if (argc < 2) return 1;
@@ -355,6 +414,8 @@ static int want(int argc, char **argv, const char *name) {
 }
 
 int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "fp8") == 0) return bench_fp8(argc, argv);
     test_rng r;
     test_rng_seed(&r, 7);
     const double min_s = 0.15;
@@ -458,5 +519,24 @@ int main(int argc, char **argv) {
         printf("(trainer / bare forward+backward = %.3f; %.0f%% of positions are real tokens)\n", sr.ratio, 100 * sr.fill);
     }
     if (want(argc, argv, "generate")) bench_generate();
+    if (want(argc, argv, "grpo")) {
+        grpo_bench_result gr;
+        pt_error err = {0};
+        if (grpo_bench(&gr, PT_SOURCE_DIR "/examples/configs/tiny-moe.json", 16, 8, 96, 2, &err) != PT_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            return 1;
+        }
+        printf("\n| GRPO step on the demo model (%d prompts x %d samples, <= %d tokens) | seconds | share |\n"
+               "|----------------------------------------------------------------|--------:|------:|\n", gr.P, gr.G, gr.C);
+        printf("| generation (rollout engine)                                    | %7.2f | %5.2f |\n", gr.gen_seconds,
+               gr.gen_seconds / gr.step_seconds);
+        printf("| scoring (countdown reward)                                     | %7.3f | %5.2f |\n", gr.score_seconds,
+               gr.score_seconds / gr.step_seconds);
+        printf("| update (forward + backward + AdamW)                            | %7.2f | %5.2f |\n", gr.update_seconds,
+               gr.update_share);
+        printf("| whole step                                                     | %7.2f |  1.00 |\n", gr.step_seconds);
+        printf("(%.0f tokens per step, %.0f tokens/s; generation %.0f new tokens/s)\n", gr.tokens, gr.tokens_per_s,
+               gr.gen_tokens_per_s);
+    }
     return 0;
 }
