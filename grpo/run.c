@@ -32,6 +32,7 @@
 #include "grpo/eval.h"
 #include "rollout/engine.h"
 #include "rewards/reward_file.h"
+#include "sft/sft_files.h"
 
 #define RUN_PATH 4096
 
@@ -330,104 +331,6 @@ static pt_status options_from_config(grpo_options *o, const config *cfg, pt_erro
     return hash_config(&o->config_hash, cfg, err);
 }
 
-/* ---- small file helpers ------------------------------------------------------------------- */
-
-static pt_status path_join(char *out, size_t cap, const char *a, const char *b, pt_error *err) {
-    int n = snprintf(out, cap, "%s/%s", a, b);
-    if (n < 0 || (size_t)n >= cap) PT_FAIL(err, PT_ERR_INVALID, "path '%s/%s' is too long", a, b);
-    return PT_OK;
-}
-
-static bool path_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-static bool is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* The whole file as a NUL-terminated string. */
-static pt_status read_text(char **out, size_t *len, const char *path, const char *what, pt_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) PT_FAIL(err, PT_ERR_IO, "%s '%s' cannot be opened: %s", what, path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break;
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) free(buf);
-        buf = bigger, cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    PT_CHECK_ALLOC(buf, err, cap);
-    if (bad) {
-        free(buf);
-        PT_FAIL(err, PT_ERR_IO, "%s '%s' could not be read", what, path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return PT_OK;
-}
-
-/* dst (=) a copy of src, written as dst.tmp and renamed; fsync'd. */
-static pt_status copy_file(const char *dst, const char *src, pt_error *err) {
-    char *data = NULL, tmp[RUN_PATH];
-    size_t n = 0;
-    PT_TRY(read_text(&data, &n, src, "tokenizer file", err));
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) {
-        free(data);
-        PT_FAIL(err, PT_ERR_INVALID, "path '%s' is too long", dst);
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int e = errno;
-        free(data);
-        PT_FAIL(err, PT_ERR_IO, "cannot create '%s': %s", tmp, strerror(e));
-    }
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, data + off, n - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    int ok = off == n && fsync(fd) == 0;
-    ok &= close(fd) == 0;
-    free(data);
-    if (!ok || rename(tmp, dst) != 0) {
-        int e = errno;
-        unlink(tmp);
-        PT_FAIL(err, PT_ERR_IO, "writing '%s' failed: %s", dst, strerror(e));
-    }
-    return PT_OK;
-}
-
-static pt_status remove_flat_dir(const char *dir, pt_error *err) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) return PT_OK;
-        PT_FAIL(err, PT_ERR_IO, "cannot open folder '%s': %s", dir, strerror(errno));
-    }
-    pt_status st = PT_OK;
-    struct dirent *e;
-    char p[RUN_PATH];
-    while (st == PT_OK && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        st = path_join(p, sizeof p, dir, e->d_name, err);
-        if (st == PT_OK && unlink(p) != 0)
-            st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "cannot remove '%s': %s", p, strerror(errno));
-    }
-    closedir(d);
-    if (st == PT_OK && rmdir(dir) != 0)
-        st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "cannot remove folder '%s': %s", dir, strerror(errno));
-    return st;
-}
-
 /* ---- the prompt feed: the data loader as a grpo_prompt_source ------------------------------ */
 
 typedef struct prompt_feed {
@@ -515,8 +418,8 @@ static pt_status check_out(grpo_ctx *c, pt_error *err) {
         static const char *const MARKS[] = {RUN_STORE_FILE, "checkpoints", "final"};
         for (size_t i = 0; i < sizeof MARKS / sizeof MARKS[0]; i++) {
             char p[RUN_PATH];
-            PT_TRY(path_join(p, sizeof p, out, MARKS[i], err));
-            if (path_exists(p)) c->existing_run = true;
+            PT_TRY(sft_path_join(p, sizeof p, out, MARKS[i], err));
+            if (sft_path_exists(p)) c->existing_run = true;
         }
         return PT_OK;
     }
@@ -524,7 +427,7 @@ static pt_status check_out(grpo_ctx *c, pt_error *err) {
     char tmp[RUN_PATH];
     snprintf(tmp, sizeof tmp, "%s", out);
     const char *parent = dirname(tmp);
-    if (!is_dir(parent)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s': its parent folder '%s' does not exist", out, parent);
+    if (!sft_is_dir(parent)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s': its parent folder '%s' does not exist", out, parent);
     if (access(parent, W_OK) != 0) PT_FAIL(err, PT_ERR_IO, "--out '%s' cannot be created: '%s' is not writable", out, parent);
     return PT_OK;
 }
@@ -563,11 +466,11 @@ static pt_status load_rewards(grpo_ctx *c, pt_error *err) {
 
 static pt_status open_data(grpo_ctx *c, pt_error *err) {
     const char *path = c->o.data_path;
-    if (!path_exists(path)) PT_FAIL(err, PT_ERR_IO, "--data '%s' does not exist", path);
+    if (!sft_path_exists(path)) PT_FAIL(err, PT_ERR_IO, "--data '%s' does not exist", path);
     if (dataset_open_jsonl(&c->train, path, c->tok, &c->o.data, err) != PT_OK) return error_prefix(err, "--data");
     if (dataset_size(c->train) == 0) PT_FAIL(err, PT_ERR_CONFIG, "--data '%s' holds no usable prompt", path);
     if (!c->o.eval_path) return PT_OK;
-    if (!path_exists(c->o.eval_path)) PT_FAIL(err, PT_ERR_IO, "eval_data '%s' does not exist", c->o.eval_path);
+    if (!sft_path_exists(c->o.eval_path)) PT_FAIL(err, PT_ERR_IO, "eval_data '%s' does not exist", c->o.eval_path);
     if (dataset_open_jsonl(&c->eval_ds, c->o.eval_path, c->tok, &c->o.data, err) != PT_OK)
         return error_prefix(err, "eval_data");
     if (dataset_size(c->eval_ds) == 0)
@@ -599,7 +502,7 @@ static pt_status load_model(grpo_ctx *c, pt_error *err) {
 /* Resuming: the optimizer moments and step, the cursor and the reference model. */
 static pt_status restore(grpo_ctx *c, dataset_cursor *cursor, bool *have_cursor, pt_error *err) {
     char path[RUN_PATH];
-    PT_TRY(path_join(path, sizeof path, c->ckpt_dir, TRAIN_STATE_FILE, err));
+    PT_TRY(sft_path_join(path, sizeof path, c->ckpt_dir, TRAIN_STATE_FILE, err));
     train_progress p;
     if (train_state_read_file(&p, &c->tr.opt, path, err) != PT_OK) return error_prefix(err, "checkpoint '%s'", c->ckpt_dir);
     pt_status st = PT_OK;
@@ -636,10 +539,10 @@ static pt_status restore(grpo_ctx *c, dataset_cursor *cursor, bool *have_cursor,
 }
 
 static pt_status prepare(grpo_ctx *c, pt_error *err) {
-    if (!is_dir(c->o.model_dir))
+    if (!sft_is_dir(c->o.model_dir))
         PT_FAIL(err, PT_ERR_IO, "--model '%s' is not a folder (it should hold config.json, model.safetensors and "
                 "tokenizer.json)", c->o.model_dir);
-    if (!path_exists(c->o.rewards_path)) PT_FAIL(err, PT_ERR_IO, "--rewards '%s' does not exist", c->o.rewards_path);
+    if (!sft_path_exists(c->o.rewards_path)) PT_FAIL(err, PT_ERR_IO, "--rewards '%s' does not exist", c->o.rewards_path);
     PT_TRY(check_out(c, err));
     PT_TRY(resolve_resume(c, err));
     PT_TRY(load_rewards(c, err));
@@ -763,44 +666,27 @@ static pt_status save_checkpoint(grpo_ctx *c, int64_t step, pt_error *err) {
     return st;
 }
 
-static pt_status copy_tokenizer(const char *dst_dir, const char *src, pt_error *err) {
-    char from[RUN_PATH], to[RUN_PATH];
-    if (!is_dir(src)) {
-        PT_TRY(path_join(to, sizeof to, dst_dir, "tokenizer.json", err));
-        return copy_file(to, src, err);
-    }
-    static const char *const FILES[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                        "chat_template.jinja"};
-    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
-        PT_TRY(path_join(from, sizeof from, src, FILES[i], err));
-        if (!path_exists(from)) continue;
-        PT_TRY(path_join(to, sizeof to, dst_dir, FILES[i], err));
-        PT_TRY(copy_file(to, from, err));
-    }
-    return PT_OK;
-}
-
 static pt_status write_final(char *final_dir, size_t cap, grpo_ctx *c, pt_error *err) {
     char tmp[RUN_PATH], old[RUN_PATH];
-    PT_TRY(path_join(final_dir, cap, c->o.out_dir, "final", err));
+    PT_TRY(sft_path_join(final_dir, cap, c->o.out_dir, "final", err));
     if (snprintf(tmp, sizeof tmp, "%.4000s.tmp", final_dir) >= (int)sizeof tmp ||
         snprintf(old, sizeof old, "%.4000s.old", final_dir) >= (int)sizeof old || strlen(final_dir) > 4000)
         PT_FAIL(err, PT_ERR_INVALID, "path '%s' is too long", final_dir);
-    PT_TRY(remove_flat_dir(tmp, err));
+    PT_TRY(sft_remove_flat_dir(tmp, err));
     pt_status st = model_save(&c->m, tmp, c->o.max_shard_bytes, err);
-    if (st == PT_OK) st = copy_tokenizer(tmp, c->o.tokenizer_path, err);
-    if (st == PT_OK) st = remove_flat_dir(old, err);
-    if (st == PT_OK && path_exists(final_dir) && rename(final_dir, old) != 0)
+    if (st == PT_OK) st = sft_copy_tokenizer_files(tmp, c->o.tokenizer_path, err);
+    if (st == PT_OK) st = sft_remove_flat_dir(old, err);
+    if (st == PT_OK && sft_path_exists(final_dir) && rename(final_dir, old) != 0)
         st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "moving the old '%s' aside: %s", final_dir, strerror(errno));
     if (st == PT_OK && rename(tmp, final_dir) != 0)
         st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "renaming '%s' to '%s': %s", tmp, final_dir, strerror(errno));
     if (st != PT_OK) {
         pt_error ignored = {0};
-        remove_flat_dir(tmp, &ignored);
+        sft_remove_flat_dir(tmp, &ignored);
         final_dir[0] = '\0';
         return error_prefix(err, "writing the final model");
     }
-    return remove_flat_dir(old, err);
+    return sft_remove_flat_dir(old, err);
 }
 
 static void show_step(grpo_ctx *c, progress *bar, const grpo_step_stats *s) {
@@ -906,19 +792,19 @@ static void undo_start(const grpo_ctx *c, bool created_dir, bool created_db) {
     if (!created_db) return;
     pt_error ignored = {0};
     for (size_t i = 0; i < sizeof DB / sizeof DB[0]; i++)
-        if (path_join(p, sizeof p, c->o.out_dir, DB[i], &ignored) == PT_OK) unlink(p);
+        if (sft_path_join(p, sizeof p, c->o.out_dir, DB[i], &ignored) == PT_OK) unlink(p);
     if (created_dir) rmdir(c->o.out_dir);
 }
 
 static pt_status execute(grpo_result *res, grpo_ctx *c, const config *cfg, pt_error *err) {
     bool created_dir = false, created_db = false;
     char db[RUN_PATH];
-    PT_TRY(path_join(db, sizeof db, c->o.out_dir, RUN_STORE_FILE, err));
+    PT_TRY(sft_path_join(db, sizeof db, c->o.out_dir, RUN_STORE_FILE, err));
     if (!c->out_exists) {
         if (mkdir(c->o.out_dir, 0755) != 0) PT_FAIL(err, PT_ERR_IO, "cannot create --out '%s': %s", c->o.out_dir, strerror(errno));
         created_dir = true;
     }
-    created_db = !path_exists(db);
+    created_db = !sft_path_exists(db);
     char *json = NULL;
     uint64_t full_hash = 0;
     pt_status st = run_store_open(&c->rs, c->o.out_dir, 0, err);
