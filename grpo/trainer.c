@@ -325,8 +325,10 @@ static void build_rows(grpo_trainer *t, int r0, int r1, model_batch *mb) {
         memcpy(ids + p->len, c->ids, (size_t)c->len * sizeof(int));
         for (int j = 0; j < c->len; j++) tg[p->len - 1 + j] = c->ids[j];
     }
+    /* Without auxiliary losses the MTP modules would only be computed and backpropagated to zero. */
     *mb = (model_batch){.ids = t->ids, .targets = t->targets, .B = t->B, .T = T,
-                        .temperature = t->cfg.sampling.temperature > 0 ? t->cfg.sampling.temperature : 1.0f};
+                        .temperature = t->cfg.sampling.temperature > 0 ? t->cfg.sampling.temperature : 1.0f,
+                        .no_mtp = t->cfg.aux_loss_scale == 0};
 }
 
 /* logp at completion tokens of rows [r0, r1) of the last forward → flat (from tok_off). */
@@ -343,6 +345,7 @@ static pt_status reference_logps(grpo_trainer *t, pt_error *err) {
     for (int r0 = 0; r0 < t->R; r0 += t->B) {
         int r1 = r0 + t->B < t->R ? r0 + t->B : t->R;
         build_rows(t, r0, r1, &mb);
+        mb.no_mtp = true; /* only the main head's log-probs are needed */
         PT_TRY(model_forward(&t->ref, &t->acts, &mb, err));
         gather_logp(t->ref_logp, t, t->acts.logp, r0, r1);
     }

@@ -391,7 +391,7 @@ pt_status model_forward(policy_model *m, model_acts *a, const model_batch *b, pt
                  N, H, V);
 
     const float *h_prev = a->hn;
-    for (int k = 0; k < D && b->targets; k++) {
+    for (int k = 0; k < D && b->targets && !b->no_mtp; k++) {
         mtp_acts *x = &a->mtp[k];
         const layer_layout *ly = &m->layout.layers[L + k];
         layer_acts *y = &a->layers[L + k];
@@ -447,7 +447,7 @@ void model_backward(policy_model *m, model_acts *a, const float *dlogp, const fl
     const model_batch *b = a->batch;
     model_scratch *s = a->scratch;
     const int N = b->B * b->T, H = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
-    const int D = b->targets ? c->num_nextn_predict_layers : 0;
+    const int D = b->targets && !b->no_mtp ? c->num_nextn_predict_layers : 0;
     const float *P = m->params;
     float *G = m->grads;
     const size_t NH = (size_t)N * H;

@@ -65,6 +65,8 @@ typedef struct model_batch {
     const int *pos;       /* (B, T) RoPE positions, or NULL: 0..T-1 in each row */
     int B, T;
     float temperature;    /* logits are divided by it before log-softmax (1 for SFT) */
+    bool no_mtp;          /* skip the MTP modules entirely (no MTP loss, nothing of them computed or
+                           * backpropagated): for forwards that only need the main head's log-probs */
 } model_batch;
 
 typedef struct layer_acts layer_acts;
