@@ -70,7 +70,7 @@ int cmd_logits(int argc, char **argv) {
         goto done;
     }
     have_acts = 1;
-    model_batch b = {ids, targets, NULL, NULL, 1, T, 1.0f};
+    model_batch b = {ids, targets, NULL, NULL, 1, T, 1.0f, false};
     if (model_forward(&m, &a, &b, &err) != PT_OK) {
         rc = cli_fail("logits", &err);
         goto done;

@@ -23,5 +23,6 @@ int cmd_rm(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_rejection_sample(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

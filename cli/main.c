@@ -21,6 +21,7 @@ static const cli_command COMMANDS[] = {
     {"rejection-sample", "sample N per prompt, keep the ones the rewards accept, write them as an SFT dataset",
      cmd_rejection_sample},
     {"report", "one self-contained HTML report (charts, sample rollouts) from a run directory's run store", cmd_report},
+    {"convert", "rewrite a model folder with fp8 (DeepSeek's FP8 release format) or fp32 weights", cmd_convert},
 };
 static const int NCOMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 

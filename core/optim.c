@@ -6,6 +6,10 @@
  * merged span gives bit-for-bit what per-tensor calls give. The norm and the clipping are
  * kernels/adamw's grad_global_norm / grad_clip_scale over the spans as buffers, in offset order,
  * so the norm does not depend on the layout table's order or the thread count.
+ * With bf16 moments each span is updated in runs of OPTIM_BF16_CHUNK floats: the run's m and v
+ * are widened to fp32 (exact), adamw_update runs on the fp32 copies exactly as in fp32 mode, and
+ * the results are rounded to nearest-even bf16 (model/dtype.h). Elements stay independent, so the
+ * result does not depend on the chunking or the thread count.
  */
 #include "core/optim.h"
 
@@ -15,11 +19,21 @@
 #include <string.h>
 
 #include "kernels/adamw.h"
+#include "model/dtype.h"
 
 optim_config optim_config_default(void) {
-    optim_config c = {0.9, 0.95, 1e-8, 0.1, 1.0, false};
+    optim_config c = {0.9, 0.95, 1e-8, 0.1, 1.0, false, OPTIM_MOMENTS_FP32};
     return c;
 }
+
+pt_status optim_moments_parse(optim_moments *out, const char *name, pt_error *err) {
+    if (name && strcmp(name, "fp32") == 0) *out = OPTIM_MOMENTS_FP32;
+    else if (name && strcmp(name, "bf16") == 0) *out = OPTIM_MOMENTS_BF16;
+    else PT_FAIL(err, PT_ERR_CONFIG, "adam_moments must be fp32 or bf16, got '%s'", name ? name : "null");
+    return PT_OK;
+}
+
+const char *optim_moments_name(optim_moments m) { return m == OPTIM_MOMENTS_BF16 ? "bf16" : "fp32"; }
 
 pt_status optim_config_validate(const optim_config *c, pt_error *err) {
     if (!(c->beta1 >= 0.0 && c->beta1 < 1.0)) PT_FAIL(err, PT_ERR_CONFIG, "adam_beta1 must be in [0, 1), got %g", c->beta1);
@@ -29,6 +43,8 @@ pt_status optim_config_validate(const optim_config *c, pt_error *err) {
         PT_FAIL(err, PT_ERR_CONFIG, "weight_decay must be a finite number >= 0, got %g", c->weight_decay);
     if (!(isfinite(c->max_grad_norm) && c->max_grad_norm >= 0.0))
         PT_FAIL(err, PT_ERR_CONFIG, "max_grad_norm must be >= 0 (0 turns clipping off), got %g", c->max_grad_norm);
+    if (c->moments != OPTIM_MOMENTS_FP32 && c->moments != OPTIM_MOMENTS_BF16)
+        PT_FAIL(err, PT_ERR_CONFIG, "adam_moments must be fp32 or bf16 (enum value %d)", (int)c->moments);
     return PT_OK;
 }
 
@@ -95,9 +111,15 @@ pt_status optim_init(optim *opt, const model_layout *layout, const optim_config 
         opt->trainable += spans[i].numel;
     }
 
-    arena_slot slots[] = {{"adam_m", (void **)&opt->m, layout->total, sizeof(float)},
-                          {"adam_v", (void **)&opt->v, layout->total, sizeof(float)}};
-    pt_status st = arena_init(&opt->mem, slots, 2, err);
+    const bool bf16 = cfg->moments == OPTIM_MOMENTS_BF16;
+    const size_t chunk = layout->total < OPTIM_BF16_CHUNK ? layout->total : OPTIM_BF16_CHUNK;
+    arena_slot slots[] = {{"adam_m", (void **)&opt->m, bf16 ? 0 : layout->total, sizeof(float)},
+                          {"adam_v", (void **)&opt->v, bf16 ? 0 : layout->total, sizeof(float)},
+                          {"adam_m_bf16", (void **)&opt->m16, bf16 ? layout->total : 0, sizeof(uint16_t)},
+                          {"adam_v_bf16", (void **)&opt->v16, bf16 ? layout->total : 0, sizeof(uint16_t)},
+                          {"adam_m_chunk", (void **)&opt->chunk_m, bf16 ? chunk : 0, sizeof(float)},
+                          {"adam_v_chunk", (void **)&opt->chunk_v, bf16 ? chunk : 0, sizeof(float)}};
+    pt_status st = arena_init(&opt->mem, slots, 6, err);
     if (st != PT_OK) {
         optim_free(opt);
         return error_prefix(err, "optimizer state");
@@ -111,6 +133,30 @@ void optim_free(optim *opt) {
     free(opt->grad_ptrs);
     free(opt->span_sizes);
     memset(opt, 0, sizeof *opt);
+}
+
+/* AdamW on n floats whose moments are bf16: widen a chunk, update in fp32, round back. */
+static void adamw_update_bf16_moments(optim *opt, float *param, uint16_t *m16, uint16_t *v16, const float *grad,
+                                      size_t n, double lr, double weight_decay) {
+    const optim_config *c = &opt->cfg;
+    float *cm = opt->chunk_m, *cv = opt->chunk_v;
+    for (size_t start = 0; start < n; start += OPTIM_BF16_CHUNK) {
+        const size_t len = n - start < OPTIM_BF16_CHUNK ? n - start : OPTIM_BF16_CHUNK;
+        const ptrdiff_t count = (ptrdiff_t)len;
+        uint16_t *mb = m16 + start, *vb = v16 + start;
+#pragma omp parallel for
+        for (ptrdiff_t i = 0; i < count; i++) {
+            cm[i] = dtype_bf16_to_f32(mb[i]);
+            cv[i] = dtype_bf16_to_f32(vb[i]);
+        }
+        adamw_update(param + start, cm, cv, grad + start, len, lr, c->beta1, c->beta2, c->eps, weight_decay,
+                     (int)opt->step);
+#pragma omp parallel for
+        for (ptrdiff_t i = 0; i < count; i++) {
+            mb[i] = dtype_f32_to_bf16(cm[i]);
+            vb[i] = dtype_f32_to_bf16(cv[i]);
+        }
+    }
 }
 
 pt_status optim_step(optim_step_info *info, optim *opt, float *params, float *grads, double lr, pt_error *err) {
@@ -136,6 +182,11 @@ pt_status optim_step(optim_step_info *info, optim *opt, float *params, float *gr
     opt->step++;
     for (int i = 0; i < opt->nspans; i++) {
         const optim_span *s = &opt->spans[i];
+        if (c->moments == OPTIM_MOMENTS_BF16) {
+            adamw_update_bf16_moments(opt, params + s->offset, opt->m16 + s->offset, opt->v16 + s->offset,
+                                      grads + s->offset, s->numel, lr, s->decay ? c->weight_decay : 0.0);
+            continue;
+        }
         adamw_update(params + s->offset, opt->m + s->offset, opt->v + s->offset, grads + s->offset, s->numel, lr,
                      c->beta1, c->beta2, c->eps, s->decay ? c->weight_decay : 0.0, (int)opt->step);
     }

@@ -1,8 +1,11 @@
 /* optim.h — the trainers' optimizer: AdamW over a policy's parameter layout, with global-norm
  * gradient clipping, per-role weight decay and a NaN/Inf guard.
  *
- * State: fp32 moments m and v with the model's layout (one arena; `m + off` is the first moment
- * of `params + off`) and the count of updates taken. One optim_step is, in order:
+ * State: moments m and v with the model's layout (one arena; `m + off` is the first moment
+ * of `params + off`) and the count of updates taken. The moments are stored in fp32, or with
+ * adam_moments = bf16 as bf16 (2 bytes per parameter each, in m16/v16): each update widens
+ * them to fp32 (exact), runs the same fp32 AdamW kernel and rounds them back to nearest-even
+ * bf16 (model/dtype.h); the master weights stay fp32. One optim_step is, in order:
  *   1. N = ‖g‖₂ over every trainable tensor (clip_grad_norm_'s total norm; kernels/adamw.h);
  *   2. N not finite → the step is skipped: params, grads, m, v and the step count are left
  *      exactly as they were, and the result says so (the trainer warns, counts it with a
@@ -33,12 +36,16 @@
 #include "core/error.h"
 #include "model/layout.h"
 
+/* How the moments m and v are stored. The update math is fp32 either way. */
+typedef enum optim_moments { OPTIM_MOMENTS_FP32, OPTIM_MOMENTS_BF16 } optim_moments;
+
 typedef struct optim_config {
     double beta1, beta2;     /* AdamW betas (0.9, 0.95 in DeepSeek-V3) */
     double eps;              /* added to the bias-corrected sqrt(v) (1e-8) */
     double weight_decay;     /* decoupled decay (0.1 in DeepSeek-V3) */
     double max_grad_norm;    /* global-norm clipping threshold; 0 = off (1.0 in DeepSeek-V3) */
     bool weight_decay_norms; /* also decay RMSNorm weights (false: HF Trainer skips them too) */
+    optim_moments moments;   /* storage of m and v (config key adam_moments; default fp32) */
 } optim_config;
 
 /* A contiguous run of trainable floats sharing one decay setting (adjacent tensors merged). */
@@ -52,15 +59,22 @@ typedef struct optim {
     optim_config cfg;
     int64_t step;      /* updates taken (t of the last update; 0 before the first) */
     size_t total;      /* floats in the layout (= the model's layout.total) */
-    float *m;          /* (total) first moments */
-    float *v;          /* (total) second moments */
-    arena mem;         /* holds m and v */
+    float *m;          /* (total) first moments; NULL with bf16 moments */
+    float *v;          /* (total) second moments; NULL with bf16 moments */
+    uint16_t *m16;     /* (total) bf16 bits of the first moments; NULL with fp32 moments */
+    uint16_t *v16;     /* (total) bf16 bits of the second moments; NULL with fp32 moments */
+    float *chunk_m;    /* (OPTIM_BF16_CHUNK) bf16 mode: the fp32 working copy of a run of m */
+    float *chunk_v;    /* (OPTIM_BF16_CHUNK) the same for v */
+    arena mem;         /* holds m and v (or m16, v16 and the two chunks) */
     optim_span *spans; /* (nspans) sorted by offset, disjoint */
     int nspans;
     size_t trainable;  /* Σ spans[i].numel */
     float **grad_ptrs; /* (nspans) scratch: grads + spans[i].offset, for the clipping kernel */
     size_t *span_sizes; /* (nspans) spans[i].numel */
 } optim;
+
+/* Floats per fp32 working chunk of the bf16 moments. */
+#define OPTIM_BF16_CHUNK ((size_t)1 << 16)
 
 /* What one optim_step did. */
 typedef struct optim_step_info {
@@ -72,6 +86,9 @@ typedef struct optim_step_info {
 /* The defaults above: betas (0.9, 0.95), eps 1e-8, weight decay 0.1, clipping at 1.0. */
 optim_config optim_config_default(void);
 pt_status optim_config_validate(const optim_config *cfg, pt_error *err);
+/* "fp32" or "bf16" (the adam_moments key); anything else is PT_ERR_CONFIG naming both. */
+pt_status optim_moments_parse(optim_moments *out, const char *name, pt_error *err);
+const char *optim_moments_name(optim_moments m);
 
 /* Zeroed moments and step 0 for this layout. On failure *opt is left empty. */
 pt_status optim_init(optim *opt, const model_layout *layout, const optim_config *cfg, pt_error *err);

@@ -31,6 +31,8 @@
 static const char MAGIC[4] = {'P', 'T', 'T', 'S'};
 static const char *const SECTION_TAGS[N_SECTIONS] = {"STEP", "HASH", "RNGS", "CURS", "ADAM"};
 enum { SEC_STEP, SEC_HASH, SEC_RNGS, SEC_CURS, SEC_ADAM };
+/* The tag of the moments section when they are bf16 (adam_moments: bf16), in place of ADAM. */
+static const char ADAM_BF16_TAG[4] = {'A', 'D', 'B', 'F'};
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -256,8 +258,10 @@ pt_status train_state_write_file(const char *path, const optim *opt, const train
              p->cursor_bytes);
     const uint64_t count = opt->total;
     PT_CHECK(count <= (UINT64_MAX - 16) / 8, err, PT_ERR_INVALID, "%s: %" PRIu64 " moments overflow", path, count);
+    const bool bf16 = opt->cfg.moments == OPTIM_MOMENTS_BF16;
+    const size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
     const uint64_t rngs_bytes = 8 + (uint64_t)RNG_RECORD_BYTES * (uint64_t)p->n_rngs;
-    const uint64_t adam_bytes = 16 + 8 * count;
+    const uint64_t adam_bytes = 16 + 2 * (uint64_t)elem * count;
     const uint64_t total = HEADER_BYTES + N_SECTIONS * SECTION_HEAD_BYTES + 8 + 8 + rngs_bytes +
                            (uint64_t)p->cursor_bytes + adam_bytes;
 
@@ -292,6 +296,7 @@ pt_status train_state_write_file(const char *path, const optim *opt, const train
     q = put_section_head(q, SEC_CURS, p->cursor_bytes);
     unsigned char adam_head[SECTION_HEAD_BYTES + 16];
     put_section_head(adam_head, SEC_ADAM, adam_bytes);
+    if (bf16) memcpy(adam_head, ADAM_BF16_TAG, 4);
     put_u64(adam_head + SECTION_HEAD_BYTES, (uint64_t)opt->step);
     put_u64(adam_head + SECTION_HEAD_BYTES + 8, count);
 
@@ -304,8 +309,8 @@ pt_status train_state_write_file(const char *path, const optim *opt, const train
     free(head);
     if (st == PT_OK) st = write_all(fd, p->cursor, p->cursor_bytes, path, err);
     if (st == PT_OK) st = write_all(fd, adam_head, sizeof adam_head, path, err);
-    if (st == PT_OK) st = write_all(fd, opt->m, (size_t)count * sizeof(float), path, err);
-    if (st == PT_OK) st = write_all(fd, opt->v, (size_t)count * sizeof(float), path, err);
+    if (st == PT_OK) st = write_all(fd, bf16 ? (const void *)opt->m16 : opt->m, (size_t)count * elem, path, err);
+    if (st == PT_OK) st = write_all(fd, bf16 ? (const void *)opt->v16 : opt->v, (size_t)count * elem, path, err);
     if (st == PT_OK && fsync(fd) != 0)
         st = error_set(err, PT_ERR_IO, __FILE__, __LINE__, "fsync of '%s' failed: %s", path, strerror(errno));
     if (close(fd) != 0 && st == PT_OK)
@@ -321,7 +326,8 @@ typedef struct state_layout {
     uint64_t config_hash;
     uint32_t n_rngs;
     int64_t optim_step;
-    uint64_t moments; /* floats per moment */
+    uint64_t moments; /* elements per moment */
+    bool moments_bf16; /* the section is ADBF (bf16 moments) rather than ADAM (fp32) */
 } state_layout;
 
 static void printable_magic(char out[20], const unsigned char m[4]) {
@@ -368,10 +374,13 @@ static pt_status state_scan(state_layout *s, int fd, const char *path, pt_error 
         if (size - off < SECTION_HEAD_BYTES)
             PT_FAIL(err, PT_ERR_FORMAT, "'%s' ends inside the header of section %s", path, SECTION_TAGS[i]);
         PT_TRY(read_at(fd, sh, sizeof sh, off, path, err));
-        if (memcmp(sh, SECTION_TAGS[i], 4) != 0) {
+        if (i == SEC_ADAM && memcmp(sh, ADAM_BF16_TAG, 4) == 0) {
+            s->moments_bf16 = true;
+        } else if (memcmp(sh, SECTION_TAGS[i], 4) != 0) {
             char got[20];
             printable_magic(got, sh);
-            PT_FAIL(err, PT_ERR_FORMAT, "'%s': section %d is '%s', expected '%s'", path, i, got, SECTION_TAGS[i]);
+            PT_FAIL(err, PT_ERR_FORMAT, "'%s': section %d is '%s', expected '%s'%s", path, i, got, SECTION_TAGS[i],
+                    i == SEC_ADAM ? " or 'ADBF'" : "");
         }
         uint64_t len = get_u64(sh + 8);
         off += SECTION_HEAD_BYTES;
@@ -405,9 +414,11 @@ static pt_status state_scan(state_layout *s, int fd, const char *path, pt_error 
     PT_TRY(read_at(fd, b, 16, s->off[SEC_ADAM], path, err));
     s->optim_step = (int64_t)get_u64(b);
     s->moments = get_u64(b + 8);
-    if (s->moments > (s->len[SEC_ADAM] - 16) / 8 || s->len[SEC_ADAM] != 16 + 8 * s->moments)
-        PT_FAIL(err, PT_ERR_FORMAT, "'%s': ADAM declares %" PRIu64 " floats per moment but holds %" PRIu64 " bytes", path,
-                s->moments, s->len[SEC_ADAM]);
+    const uint64_t pair = s->moments_bf16 ? 4 : 8; /* bytes of m[i] and v[i] together */
+    if (s->moments > (s->len[SEC_ADAM] - 16) / pair || s->len[SEC_ADAM] != 16 + pair * s->moments)
+        PT_FAIL(err, PT_ERR_FORMAT, "'%s': %s declares %" PRIu64 " %s per moment but holds %" PRIu64 " bytes", path,
+                s->moments_bf16 ? "ADBF" : "ADAM", s->moments, s->moments_bf16 ? "bf16 values" : "floats",
+                s->len[SEC_ADAM]);
     if (s->step < 0 || s->optim_step < 0)
         PT_FAIL(err, PT_ERR_FORMAT, "'%s': negative step (%lld) or optimizer step (%lld)", path, (long long)s->step,
                 (long long)s->optim_step);
@@ -427,6 +438,13 @@ pt_status train_state_read_file(train_progress *p, optim *opt, const char *path,
                        "'%s' holds optimizer moments for %" PRIu64 " floats but the model has %zu; the checkpoint "
                        "belongs to a different model config",
                        path, s.moments, opt->total);
+    const bool bf16 = opt->cfg.moments == OPTIM_MOMENTS_BF16;
+    if (st == PT_OK && s.moments_bf16 != bf16)
+        st = error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__,
+                       "'%s' holds %s AdamW moments (written with adam_moments: %s) but this run has adam_moments: %s; "
+                       "resume with adam_moments: %s (the moments are not converted between the two)",
+                       path, s.moments_bf16 ? "bf16" : "fp32", s.moments_bf16 ? "bf16" : "fp32",
+                       optim_moments_name(opt->cfg.moments), s.moments_bf16 ? "bf16" : "fp32");
     unsigned char *recs = NULL;
     if (st == PT_OK && s.n_rngs > 0) {
         recs = malloc((size_t)s.len[SEC_RNGS]);
@@ -456,9 +474,10 @@ pt_status train_state_read_file(train_progress *p, optim *opt, const char *path,
         else
             st = read_at(fd, p->cursor, (size_t)s.len[SEC_CURS], s.off[SEC_CURS], path, err);
     }
-    const size_t mbytes = opt->total * sizeof(float);
-    if (st == PT_OK) st = read_at(fd, opt->m, mbytes, s.off[SEC_ADAM] + 16, path, err);
-    if (st == PT_OK) st = read_at(fd, opt->v, mbytes, s.off[SEC_ADAM] + 16 + mbytes, path, err);
+    const size_t mbytes = opt->total * (bf16 ? sizeof(uint16_t) : sizeof(float));
+    void *mdst = bf16 ? (void *)opt->m16 : (void *)opt->m, *vdst = bf16 ? (void *)opt->v16 : (void *)opt->v;
+    if (st == PT_OK) st = read_at(fd, mdst, mbytes, s.off[SEC_ADAM] + 16, path, err);
+    if (st == PT_OK) st = read_at(fd, vdst, mbytes, s.off[SEC_ADAM] + 16 + mbytes, path, err);
     close(fd);
     if (st != PT_OK) {
         train_progress_free(p);

@@ -33,6 +33,11 @@
  *     CURS  any      the data cursor: opaque bytes from the data loader
  *     ADAM  16 + 8c  i64 optimizer step, u64 c (floats per moment = the layout's total),
  *                    then m[c], then v[c]
+ *     or, with adam_moments bf16 (core/optim.h), in the same place:
+ *     ADBF  16 + 4c  i64 optimizer step, u64 c, then m[c], then v[c] as bf16 bits (u16), exactly
+ *                    the optimizer's stored moments, so a resume is bit-identical
+ * A checkpoint resumes only with the adam_moments it was written with: ADAM into a bf16
+ * optimizer or ADBF into an fp32 one is PT_ERR_CONFIG naming both settings (nothing converts).
  * A reader rejects a wrong magic, an unknown version, a size that disagrees with the file or
  * with the sections, an unexpected tag, a moment count that is not the model's, and trailing
  * bytes — each with a message naming the file and both values.

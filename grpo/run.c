@@ -32,6 +32,7 @@
 #include "grpo/eval.h"
 #include "rollout/engine.h"
 #include "rewards/reward_file.h"
+#include "sft/model_export.h"
 #include "sft/sft_files.h"
 
 #define RUN_PATH 4096
@@ -97,12 +98,18 @@ static const config_key GRPO_KEYS[] = {
     {"adam_beta1", CONFIG_FLOAT, "0.9", "AdamW β1"},
     {"adam_beta2", CONFIG_FLOAT, "0.999", "AdamW β2"},
     {"adam_epsilon", CONFIG_FLOAT, "1e-8", "AdamW ε"},
+    {"adam_moments", CONFIG_STRING, "\"fp32\"",
+     "storage of AdamW's two moments: fp32, or bf16 (2 bytes per parameter each, rounded to nearest-even after "
+     "each fp32 update; master weights stay fp32); a checkpoint resumes only with the setting it was written with"},
     /* bookkeeping */
     {"save_steps", CONFIG_INT, "500", "checkpoint every N steps (0: only at the end; the last step always saves)"},
     {"save_total_limit", CONFIG_INT, "0", "checkpoints kept, the newest ones (0: all)"},
     {"logging_steps", CONFIG_INT, "10", "a log line every N steps (every step goes to run.db)"},
     {"max_nan_steps", CONFIG_INT, "3", "non-finite updates are skipped; this many in a row abort the run"},
     {"max_shard_bytes", CONFIG_INT, "5000000000", "split saved weights into shards above this size"},
+    {"save_dtype", CONFIG_STRING, "\"fp32\"",
+     "weights of the final/ folder: fp32, or fp8 (DeepSeek's FP8 release format: E4M3 128x128 blocks with "
+     "_scale_inv, about a quarter of the bytes); checkpoints stay fp32 for resuming"},
     {"log_level", CONFIG_STRING, "\"info\"", "debug, info, warn or error"},
     /* held-out evaluation during the run (grpo/eval.h) */
     {"eval_data", CONFIG_STRING, "null",
@@ -123,7 +130,7 @@ static const char *const UNHASHED[] = {"model",      "tokenizer",        "data",
                                        "save_total_limit", "logging_steps", "max_nan_steps", "max_shard_bytes",
                                        "log_level",  "eval_data",        "eval_steps",    "eval_limit",
                                        "eval_num_samples", "eval_temperature", "eval_accuracy_reward",
-                                       "eval_correct_threshold"};
+                                       "eval_correct_threshold", "save_dtype"};
 
 #define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
 static uint64_t fnv1a64(uint64_t h, const void *bytes, size_t n) {
@@ -143,6 +150,7 @@ typedef struct grpo_options {
     int64_t max_steps, save_steps, logging_steps;
     int save_total_limit;
     size_t max_shard_bytes;
+    model_save_dtype save_dtype;  /* weights of final/ (checkpoints are always fp32) */
     const char *eval_path;        /* NULL: no evaluation */
     int64_t eval_steps;
     eval_options eval;
@@ -192,6 +200,11 @@ static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
     free(json);
     PT_CHECK_ALLOC(root, err, 0);
     for (size_t i = 0; i < sizeof UNHASHED / sizeof UNHASHED[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(root, UNHASHED[i]);
+    /* adam_moments counts only when it is not the default, so checkpoints written before the key
+     * existed keep their hash (and resume). */
+    const cJSON *moments = cJSON_GetObjectItemCaseSensitive(root, "adam_moments");
+    if (cJSON_IsString(moments) && strcmp(moments->valuestring, "fp32") == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "adam_moments");
     char *flat = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     PT_CHECK_ALLOC(flat, err, 0);
@@ -297,6 +310,8 @@ static pt_status options_from_config(grpo_options *o, const config *cfg, pt_erro
     if (!(g->optim.eps > 0)) return bad_key(err, cfg, "adam_epsilon", "must be > 0, got %g", g->optim.eps);
     PT_TRY(float_in(&d, cfg, "weight_decay", 0, 1e6, err));
     PT_TRY(float_in(&d, cfg, "max_grad_norm", 0, 1e30, err));
+    PT_TRY(keyed(optim_moments_parse(&g->optim.moments, config_string(cfg, "adam_moments"), err), err, cfg,
+                 "adam_moments"));
 
     PT_TRY(int_in(&o->save_steps, cfg, "save_steps", 0, INT64_MAX, err));
     PT_TRY(int_in(&v, cfg, "save_total_limit", 0, 1 << 20, err));
@@ -306,6 +321,8 @@ static pt_status options_from_config(grpo_options *o, const config *cfg, pt_erro
     g->max_nan_steps = (int)v;
     PT_TRY(int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
     o->max_shard_bytes = (size_t)v;
+    PT_TRY(keyed(model_save_dtype_parse(&o->save_dtype, config_string(cfg, "save_dtype"), "save_dtype", err), err, cfg,
+                 "save_dtype"));
     PT_TRY(grpo_config_validate(g, err));
     o->eval_path = config_is_null(cfg, "eval_data") ? NULL : config_string(cfg, "eval_data");
     if (o->eval_path && !*o->eval_path) o->eval_path = NULL;
@@ -673,7 +690,7 @@ static pt_status write_final(char *final_dir, size_t cap, grpo_ctx *c, pt_error 
         snprintf(old, sizeof old, "%.4000s.old", final_dir) >= (int)sizeof old || strlen(final_dir) > 4000)
         PT_FAIL(err, PT_ERR_INVALID, "path '%s' is too long", final_dir);
     PT_TRY(sft_remove_flat_dir(tmp, err));
-    pt_status st = model_save(&c->m, tmp, c->o.max_shard_bytes, err);
+    pt_status st = model_save_as(&c->m, tmp, c->o.save_dtype, c->o.max_shard_bytes, err);
     if (st == PT_OK) st = sft_copy_tokenizer_files(tmp, c->o.tokenizer_path, err);
     if (st == PT_OK) st = sft_remove_flat_dir(old, err);
     if (st == PT_OK && sft_path_exists(final_dir) && rename(final_dir, old) != 0)

@@ -325,7 +325,7 @@ void model_mlp_ws_free(model_mlp_ws *w) {
 
 void model_mlp_infer(const policy_model *m, int layer, model_mlp_ws *w, float *out, const float *x, int N,
                      int *load) {
-    model_batch b = {NULL, NULL, NULL, NULL, 1, N, 1.0f};
+    model_batch b = {NULL, NULL, NULL, NULL, 1, N, 1.0f, false};
     w->a.xm = (float *)x; /* read only: mlp_forward does not write xm */
     w->a.out = out;
     policy_model fp32 = *m; /* rollouts run in fp32 whatever the training precision */

@@ -285,7 +285,7 @@ pt_status reward_model_forward(float *scores, reward_model *rm, reward_model_act
             while (t > 0 && ids[b * T + t] == pad) t--;
         ra->last[b] = b * T + t;
     }
-    ra->batch = (model_batch){ids, NULL, NULL, NULL, B, T, 1.0f};
+    ra->batch = (model_batch){ids, NULL, NULL, NULL, B, T, 1.0f, false};
     PT_TRY(model_forward_hidden(&rm->base, &ra->a, &ra->batch, err));
     for (int b = 0; b < B; b++) {
         const float *h = ra->a.hn + (size_t)ra->last[b] * H;

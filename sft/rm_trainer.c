@@ -186,7 +186,7 @@ static pt_status read_options(rm_ctx *c, pt_error *err) {
     c->sched.min_lr_ratio = config_float(cfg, "min_lr_ratio");
     c->ocfg = (optim_config){config_float(cfg, "adam_beta1"), config_float(cfg, "adam_beta2"),
                              config_float(cfg, "adam_epsilon"), config_float(cfg, "weight_decay"),
-                             config_float(cfg, "max_grad_norm"), false};
+                             config_float(cfg, "max_grad_norm"), false, OPTIM_MOMENTS_FP32};
     PT_TRY(optim_config_validate(&c->ocfg, err));
     return PT_OK;
 }

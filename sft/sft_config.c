@@ -60,6 +60,9 @@ static const config_key SFT_KEYS[] = {
     {"adam_beta1", CONFIG_FLOAT, "0.9", "AdamW β1"},
     {"adam_beta2", CONFIG_FLOAT, "0.999", "AdamW β2"},
     {"adam_epsilon", CONFIG_FLOAT, "1e-8", "AdamW ε"},
+    {"adam_moments", CONFIG_STRING, "\"fp32\"",
+     "storage of AdamW's two moments: fp32, or bf16 (2 bytes per parameter each, rounded to nearest-even after "
+     "each fp32 update; master weights stay fp32); a checkpoint resumes only with the setting it was written with"},
     {"aux_loss_scale", CONFIG_FLOAT, "1.0",
      "weight of the MTP loss and the sequence-wise balance loss in the gradient (their λ and α come from the model "
      "config; 0 trains on the main loss only)"},
@@ -78,6 +81,9 @@ static const config_key SFT_KEYS[] = {
     {"time_limit", CONFIG_FLOAT, "0",
      "stop early after this many seconds of training, saving a checkpoint and final/ (0: no limit)"},
     {"max_shard_bytes", CONFIG_INT, "5000000000", "split saved weights into shards above this size"},
+    {"save_dtype", CONFIG_STRING, "\"fp32\"",
+     "weights of the final/ folder: fp32, or fp8 (DeepSeek's FP8 release format: E4M3 128x128 blocks with "
+     "_scale_inv, about a quarter of the bytes); checkpoints stay fp32 for resuming"},
     {"log_level", CONFIG_STRING, "\"info\"", "debug, info, warn or error"},
 };
 
@@ -87,7 +93,7 @@ const config_schema SFT_SCHEMA = {SFT_KEYS, sizeof SFT_KEYS / sizeof SFT_KEYS[0]
 static const char *const UNHASHED[] = {
     "model", "tokenizer", "data", "eval_data", "out", "resume", "allow_config_change", /* where */
     "per_device_eval_batch_size", "eval_steps", "save_steps", "save_total_limit",         /* when */
-    "logging_steps", "time_limit", "max_shard_bytes", "log_level", "max_nan_steps",
+    "logging_steps", "time_limit", "max_shard_bytes", "log_level", "max_nan_steps", "save_dtype",
 };
 
 uint64_t sft_fnv1a64(uint64_t h, const void *bytes, size_t n) {
@@ -150,6 +156,11 @@ static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
     free(json);
     PT_CHECK_ALLOC(root, err, 0);
     for (size_t i = 0; i < sizeof UNHASHED / sizeof UNHASHED[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(root, UNHASHED[i]);
+    /* adam_moments counts only when it is not the default, so checkpoints written before the key
+     * existed keep their hash (and resume). */
+    const cJSON *moments = cJSON_GetObjectItemCaseSensitive(root, "adam_moments");
+    if (cJSON_IsString(moments) && strcmp(moments->valuestring, "fp32") == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "adam_moments");
     char *flat = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     PT_CHECK_ALLOC(flat, err, 0);
@@ -245,6 +256,8 @@ pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *e
     if (!(o->optim.eps > 0)) return bad_key(err, cfg, "adam_epsilon", "must be > 0, got %g", o->optim.eps);
     PT_TRY(float_in(&o->optim.weight_decay, cfg, "weight_decay", 0, 1e6, false, err));
     PT_TRY(float_in(&o->optim.max_grad_norm, cfg, "max_grad_norm", 0, 1e30, false, err));
+    PT_TRY(keyed(optim_moments_parse(&o->optim.moments, config_string(cfg, "adam_moments"), err), err, cfg,
+                 "adam_moments"));
     PT_TRY(optim_config_validate(&o->optim, err));
     PT_TRY(float_in(&o->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, false, err));
     PT_TRY(keyed(model_precision_parse(&o->precision, config_string(cfg, "precision"), err), err, cfg, "precision"));
@@ -260,5 +273,7 @@ pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *e
     PT_TRY(float_in(&o->time_limit, cfg, "time_limit", 0, 1e12, false, err));
     PT_TRY(int_at_least(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
     o->max_shard_bytes = (size_t)v;
+    PT_TRY(keyed(model_save_dtype_parse(&o->save_dtype, config_string(cfg, "save_dtype"), "save_dtype", err), err, cfg,
+                 "save_dtype"));
     return hash_config(&o->config_hash, cfg, err);
 }

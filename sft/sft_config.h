@@ -30,6 +30,7 @@
 #include "datasets/dataset.h"
 #include "datasets/loader.h"
 #include "model/precision.h"
+#include "sft/model_export.h"
 
 /* Every key of `posttrain sft` (see sft_config.c for defaults and help). */
 extern const config_schema SFT_SCHEMA;
@@ -65,6 +66,7 @@ typedef struct sft_options {
     int max_nan_steps;          /* abort after this many non-finite steps in a row */
     double time_limit;          /* seconds of training before stopping early (0: none) */
     size_t max_shard_bytes;     /* model shards above this size */
+    model_save_dtype save_dtype; /* weights of final/ (checkpoints are always fp32) */
     uint64_t config_hash;       /* FNV-1a 64 of the math keys (see the file comment) */
 } sft_options;
 

@@ -24,6 +24,7 @@
 #include "datasets/run_store.h"
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
+#include "sft/model_export.h"
 #include "sft/sft_files.h"
 
 #define RUN_PATH 4096
@@ -314,7 +315,7 @@ static pt_status write_final(char *final_dir, size_t cap, sft_ctx *c, pt_error *
     if (snprintf(tmp, sizeof tmp, "%s.tmp", final_dir) >= (int)sizeof tmp)
         PT_FAIL(err, PT_ERR_INVALID, "path '%s' is too long", final_dir);
     PT_TRY(sft_remove_flat_dir(tmp, err));
-    pt_status st = model_save(&c->m, tmp, c->o.max_shard_bytes, err);
+    pt_status st = model_save_as(&c->m, tmp, c->o.save_dtype, c->o.max_shard_bytes, err);
     if (st == PT_OK) st = sft_copy_tokenizer_files(tmp, c->o.tokenizer_path, err);
     if (st == PT_OK) st = sft_publish_dir(tmp, final_dir, err);
     if (st != PT_OK) {

@@ -57,7 +57,7 @@ static void check_against_hf(const char *name) {
 
     model_acts a;
     cr_assert_eq(model_acts_init(&a, &m, B, T, &err), PT_OK, "%s", err.msg);
-    model_batch b = {ids, targets, NULL, NULL, B, T, 1.0f};
+    model_batch b = {ids, targets, NULL, NULL, B, T, 1.0f, false};
     cr_assert_eq(model_forward(&m, &a, &b, &err), PT_OK, "%s", err.msg);
 
     float *want = malloc(sizeof(float) * (size_t)N * V);

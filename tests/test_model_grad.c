@@ -12,6 +12,7 @@
  * correct backward; a dropped term moves the affected gradients by O(1) relative.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

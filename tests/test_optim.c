@@ -135,7 +135,7 @@ static void check_against_kernel(bool decay_norms) {
     policy_model m;
     optim_tiny_model(&m, 7);
     const size_t n = m.layout.total;
-    optim_config c = {0.9, 0.95, 1e-8, 0.3, 0.0, decay_norms};
+    optim_config c = {0.9, 0.95, 1e-8, 0.3, 0.0, decay_norms, OPTIM_MOMENTS_FP32};
     optim opt;
     pt_error err = {0};
     cr_assert_eq(optim_init(&opt, &m.layout, &c, &err), PT_OK, "%s", err.msg);
@@ -188,7 +188,7 @@ Test(optim, norm_decay_setting_matters) {
     policy_model a, b;
     optim_tiny_model(&a, 7);
     optim_tiny_model(&b, 7);
-    optim_config c = {0.9, 0.95, 1e-8, 0.3, 0.0, false};
+    optim_config c = {0.9, 0.95, 1e-8, 0.3, 0.0, false, OPTIM_MOMENTS_FP32};
     optim oa, ob;
     pt_error err = {0};
     cr_assert_eq(optim_init(&oa, &a.layout, &c, &err), PT_OK, "%s", err.msg);
@@ -217,7 +217,7 @@ Test(optim, clipping) {
     for (int k = 0; k < m.layout.ntensors; k++)
         if (m.layout.tensors[k].role == TENSOR_BIAS)
             for (size_t j = 0; j < m.layout.tensors[k].numel; j++) m.grads[m.layout.tensors[k].offset + j] = 1e6f;
-    optim_config c = {0.9, 0.95, 1e-8, 0.1, 0.5, false};
+    optim_config c = {0.9, 0.95, 1e-8, 0.1, 0.5, false, OPTIM_MOMENTS_FP32};
     optim opt;
     pt_error err = {0};
     cr_assert_eq(optim_init(&opt, &m.layout, &c, &err), PT_OK, "%s", err.msg);
@@ -270,7 +270,7 @@ static void check_skip(float poison, double max_grad_norm) {
     policy_model m;
     optim_tiny_model(&m, 5);
     const size_t n = m.layout.total;
-    optim_config c = {0.9, 0.95, 1e-8, 0.1, max_grad_norm, false};
+    optim_config c = {0.9, 0.95, 1e-8, 0.1, max_grad_norm, false, OPTIM_MOMENTS_FP32};
     optim opt;
     pt_error err = {0};
     cr_assert_eq(optim_init(&opt, &m.layout, &c, &err), PT_OK, "%s", err.msg);

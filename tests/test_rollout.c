@@ -27,7 +27,7 @@ static float *reference_logits(policy_model *m, const int *ids, int T) {
     model_acts a;
     pt_error err = {0};
     cr_assert_eq(model_acts_init(&a, m, 1, T, &err), PT_OK, "%s", err.msg);
-    model_batch b = {ids, NULL, NULL, NULL, 1, T, 1.0f};
+    model_batch b = {ids, NULL, NULL, NULL, 1, T, 1.0f, false};
     cr_assert_eq(model_forward(m, &a, &b, &err), PT_OK, "%s", err.msg);
     size_t n = (size_t)T * m->cfg.vocab_size;
     float *out = malloc(n * sizeof *out);
@@ -254,7 +254,7 @@ Test(rollout_engine, logprobs_equal_the_training_forward) {
         model_acts a;
         pt_error err = {0};
         cr_assert_eq(model_acts_init(&a, &f.m, 1, T, &err), PT_OK);
-        model_batch b = {ids, targets, NULL, NULL, 1, T, c.sampling.temperature};
+        model_batch b = {ids, targets, NULL, NULL, 1, T, c.sampling.temperature, false};
         cr_assert_eq(model_forward(&f.m, &a, &b, &err), PT_OK, "%s", err.msg);
         for (int k = 0; k < out[i].len; k++) {
             float want = a.logp[p->len - 1 + k], got = out[i].logprobs[k];
@@ -374,7 +374,7 @@ Test(rollout, mtp_draft_logits_match_the_training_forward) {
     for (int i = 0; i < T; i++) targets[i] = i + 1 < T ? ids[i + 1] : -1;
     model_acts a;
     cr_assert_eq(model_acts_init(&a, &m, 1, T, &err), PT_OK);
-    model_batch b = {ids, targets, NULL, NULL, 1, T, 1.0f};
+    model_batch b = {ids, targets, NULL, NULL, 1, T, 1.0f, false};
     cr_assert_eq(model_forward(&m, &a, &b, &err), PT_OK, "%s", err.msg);
 
     latent_cache cache;

@@ -496,7 +496,7 @@ static void reference_grads(float *out, const sft_world *w, const int *ids, cons
     pt_error err = {0};
     cr_assert_eq(model_load(&m, w->model, NULL, &err), PT_OK, "%s", err.msg);
     cr_assert_eq(model_acts_init(&a, &m, 1, T, &err), PT_OK, "%s", err.msg);
-    model_batch b = {ids, targets, NULL, NULL, 1, T, 1.0f};
+    model_batch b = {ids, targets, NULL, NULL, 1, T, 1.0f, false};
     cr_assert_eq(model_forward(&m, &a, &b, &err), PT_OK, "%s", err.msg);
     float *dlogp = malloc((size_t)T * sizeof *dlogp);
     double loss;

@@ -70,7 +70,7 @@ static void fwd_bwd(float *logits, float *grads, policy_model *m, const int *ids
     model_acts a;
     pt_error err = {0};
     cr_assert_eq(model_acts_init(&a, m, B, T, &err), PT_OK, "%s", err.msg);
-    model_batch b = {ids, tgt, NULL, NULL, B, T, 1.0f};
+    model_batch b = {ids, tgt, NULL, NULL, B, T, 1.0f, false};
     cr_assert_eq(model_forward(m, &a, &b, &err), PT_OK, "%s", err.msg);
     float *dlogp = malloc((size_t)B * T * sizeof *dlogp);
     double loss;

@@ -67,7 +67,7 @@ static void ts_tiny_config(model_config *c) {
     c->posttrain_seq_aux_alpha = 0.01;
 }
 
-static const optim_config TS_OPTIM = {0.9, 0.95, 1e-8, 0.1, 1.0, false};
+static const optim_config TS_OPTIM = {0.9, 0.95, 1e-8, 0.1, 1.0, false, OPTIM_MOMENTS_FP32};
 
 static void ts_model(policy_model *m, uint64_t seed) {
     model_config cfg;
@@ -665,7 +665,7 @@ static double train_step(trainer *t) {
             targets[i] = (i % RT == RT - 1) ? -1 : ids[i + 1];
             if (rng_uniform(&t->mask_rng) < 0.25f) targets[i] = -1;
         }
-        model_batch b = {ids, targets, NULL, NULL, RB, RT, 1.0f};
+        model_batch b = {ids, targets, NULL, NULL, RB, RT, 1.0f, false};
         cr_assert_eq(model_forward(&t->m, &t->acts, &b, &err), PT_OK, "%s", err.msg);
         double loss;
         cr_assert_gt(model_mean_nll(&t->acts, dlogp, &loss), 0);

@@ -90,7 +90,7 @@ void tiny_model_check_gradients(int routing, long max_checks) {
         segment[i] = i < 8 ? 0 : 1; /* row 1 packs two sequences: tokens 6-7 and 8-11 */
     }
     for (int i = 0; i < N; i++) targets[i] = (i % T == T - 1 || i == 7) ? -1 : ids[i + 1];
-    model_batch b = {ids, targets, segment, NULL, B, T, 0.7f};
+    model_batch b = {ids, targets, segment, NULL, B, T, 0.7f, false};
     model_acts a;
     cr_assert_eq(model_acts_init(&a, &m, B, T, &err), PT_OK, "%s", err.msg);
     float wa[N], wb[N];
