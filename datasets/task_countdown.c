@@ -16,9 +16,7 @@
  * The search trace (search_trace) instead lists, one line each, up to CD_SEARCH_MISSES distinct
  * random combinations of all the numbers that miss the target ("a op b = v, v op c = w, no.")
  * and then the reference solution ("..., yes."); a random combination that reaches the target
- * ends the search and is the answer. The near trace (TASK_TRACE_NEAR) draws half of the misses as
- * near misses of the reference solution instead: one operator changed, the later values recomputed
- * (so a rejected line can look exactly as planned as the answer, and only its value decides).
+ * ends the search and is the answer.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -100,25 +98,6 @@ static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
     return root;
 }
 
-/* A near miss of the solution tree nodes[0..root]: one combination's operator changed to another
- * valid one, every later value recomputed; returns false when the change makes a later step
- * invalid (not a positive integer, or too large) or the result still reaches the target. */
-static bool near_miss(cd_node *att, const cd_node *nodes, int k, int root, int64_t target, rng *r) {
-    memcpy(att, nodes, (size_t)(root + 1) * sizeof *att);
-    const int at = k + (int)rng_below(r, (uint32_t)(root - k + 1));
-    for (int i = at; i <= root; i++) {
-        int64_t a = att[att[i].left].value, b = att[att[i].right].value;
-        char op = att[i].op;
-        if (i == at) op = "+-*/"[rng_below(r, 4)];
-        bool ok = op == '+' || (op == '-' && a > b) || (op == '*' && a > 1 && b > 1 && a * b <= CD_MAX_VALUE) ||
-                  (op == '/' && b > 1 && a % b == 0);
-        if (!ok || (i == at && op == nodes[i].op)) return false;
-        att[i].op = op;
-        att[i].value = op == '+' ? a + b : op == '-' ? a - b : op == '*' ? a * b : a / b;
-    }
-    return att[root].value != target;
-}
-
 /* One attempt of a search trace: "a op b = v, v op c = w, no." (or "yes."). */
 static void print_attempt(task_text *t, const cd_node *nodes, int k, int root, bool hit) {
     for (int i = k; i <= root; i++)
@@ -128,8 +107,7 @@ static void print_attempt(task_text *t, const cd_node *nodes, int k, int root, b
 }
 
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  task_trace trace, pt_error *err) {
-    const bool search = trace != TASK_TRACE_DIRECT;
+                                  bool search, pt_error *err) {
     out->record = NULL;
     out->key = NULL;
     const int k = difficulty + 2;
@@ -163,16 +141,8 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int
         task_text tried[CD_SEARCH_MISSES];
         for (int m = 0, tries = 0; m < misses && !hit && tries < 64; tries++) {
             cd_node att[2 * CD_MAX_NUMBERS];
-            int a_root;
-            if (trace == TASK_TRACE_NEAR && rng_below(r, 2)) {
-                /* half the misses are the solution with one operator changed: they look as
-                 * planned as the answer, so only the value decides yes or no */
-                if (!near_miss(att, nodes, k, root, target, r)) continue;
-                a_root = root;
-            } else {
-                memcpy(att, nodes, (size_t)k * sizeof *att);
-                a_root = combine(att, r, k);
-            }
+            memcpy(att, nodes, (size_t)k * sizeof *att);
+            int a_root = combine(att, r, k);
             if (a_root < 0) continue;
             hit = att[a_root].value == target;
             tried[m].len = 0, tried[m].overflow = false, tried[m].buf[0] = '\0';

@@ -88,11 +88,7 @@ pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uin
     switch (kind) {
     case TASK_COUNTDOWN:
         return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER,
-                                       opts->short_prompt,
-                                       !opts->search_trace ? TASK_TRACE_DIRECT
-                                       : opts->near_misses ? TASK_TRACE_NEAR
-                                                           : TASK_TRACE_SEARCH,
-                                       err);
+                                       opts->short_prompt, opts->search_trace, err);
     case TASK_ARITHMETIC: return task_arithmetic_generate(out, &r, difficulty, err);
     case TASK_INSTRUCTIONS: return task_instructions_generate(out, &r, difficulty, err);
     }

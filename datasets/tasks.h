@@ -84,13 +84,8 @@ typedef struct task_text {
 } task_text;
 void task_text_printf(task_text *t, const char *fmt, ...) PT_PRINTF(2, 3);
 
-/* Countdown's worked solution: the combinations that reach the target; a search (0-3 random
- * combinations that miss, then the solution); or a search whose misses are half near misses (the
- * solution with one operator changed). */
-typedef enum task_trace { TASK_TRACE_DIRECT, TASK_TRACE_SEARCH, TASK_TRACE_NEAR } task_trace;
-
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  task_trace trace, pt_error *err);
+                                  bool search, pt_error *err);
 pt_status task_arithmetic_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 pt_status task_instructions_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 
@@ -103,7 +98,6 @@ typedef struct task_make_opts {
                           prompt with its instructions (the completion is the same) */
     bool search_trace; /* countdown: the reasoning tries 0-3 random combinations that miss ("a + b
                           = v, v * c = w, no.") before the one that reaches the target ("... yes.") */
-    bool near_misses;  /* countdown with search_trace: half the misses are near misses of the solution */
     size_t n;       /* train examples */
     size_t eval_n;  /* held-out examples */
 } task_make_opts;

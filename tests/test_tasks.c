@@ -539,51 +539,6 @@ Test(tasks, countdown_search_trace) {
     cr_assert(with_misses > 300, "too few traces with a rejected attempt (%d of 600)", with_misses);
 }
 
-/* Traces (a record's completion) where some rejected attempt starts with the accepted attempt's
- * operands ("a op b" with the same a and b): a near miss always does, a random attempt seldom. */
-static int shares_first_operands(const char *completion) {
-    const char *yes = strstr(completion, ", yes.");
-    if (!yes) return 0;
-    const char *line = yes;
-    while (line > completion && line[-1] != '\n') line--;
-    long a, b;
-    char op;
-    if (sscanf(line, "%ld %c %ld", &a, &op, &b) != 3) return 0;
-    for (const char *l = strstr(completion, "\n") + 1; l && l < line; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-        long x, y;
-        char o;
-        if (sscanf(l, "%ld %c %ld", &x, &o, &y) == 3 && x == a && y == b) return 1;
-    }
-    return 0;
-}
-
-/* The near trace: everything the search trace guarantees (true equations, misses away from the
- * target, yes only on the last line, distinct attempts, the same problem), and its misses include
- * near misses of the solution, so far more traces have a rejected attempt on the accepted one's
- * operands than with random misses alone. */
-Test(tasks, countdown_near_trace) {
-    int shared_near = 0, shared_search = 0;
-    for (int j = 0; j < 400; j++) {
-        task_make_opts o = {.kind = TASK_COUNTDOWN, .seed = 7, .difficulty = 1, .max_number = 10,
-                            .short_prompt = true, .search_trace = true, .near_misses = true};
-        task_example a, b, c;
-        pt_error err = {0};
-        cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-        countdown_variant var = {10, true, true};
-        check_search(a.record, 1, &var);
-        shared_near += shares_first_operands(get_str(a.record, "completion"));
-        o.near_misses = false;
-        cr_assert_eq(task_candidate_with(&b, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-        shared_search += shares_first_operands(get_str(b.record, "completion"));
-        o.search_trace = false;
-        cr_assert_eq(task_candidate_with(&c, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-        cr_assert_str_eq(a.key, c.key, "the near trace must not change the problem");
-        task_example_free(&a), task_example_free(&b), task_example_free(&c);
-    }
-    cr_assert(2 * shared_near > 3 * shared_search && shared_near > 80,
-              "near misses missing: %d traces share the answer's operands (search trace: %d)", shared_near, shared_search);
-}
-
 /* max_number and the short prompt: numbers stay in range, every solution verifies, the style
  * changes nothing but the prompt, and the default range keeps task_candidate's stream. */
 Test(tasks, countdown_variants) {
