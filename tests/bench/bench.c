@@ -25,7 +25,7 @@
 #include "rollout/engine.h"
 #include "grpo/grpo_bench.h"
 #include "sft/sft_bench.h"
-#include "sft/sft_fp8_gap.h"
+#include "tests/bench/fp8_gap.h"
 #include "tests/util/check.h"
 
 typedef void (*bench_fn)(void *ctx);
@@ -181,7 +181,7 @@ static void bench_model(double ceil_gflops) {
     rng_init(&r, 1, 2);
     for (int i = 0; i < N; i++) ids[i] = (int)rng_below(&r, (uint32_t)cfg.vocab_size);
     for (int i = 0; i < N; i++) targets[i] = (i % T == T - 1) ? -1 : ids[i + 1];
-    model_batch b = {ids, targets, NULL, NULL, B, T, 1.0f};
+    model_batch b = {ids, targets, NULL, NULL, B, T, 1.0f, false};
     model_ctx c = {&m, &a, &b, dlogp, 0};
     double mm, at;
     model_flops(&cfg, B, T, &mm, &at);
@@ -310,7 +310,7 @@ static void bench_generate(void) {
     int64_t naive_peak = 0;
     for (int t = TP; t < TP + L; t++) {
         model_acts a;
-        model_batch b = {seq, NULL, NULL, NULL, 1, t, 1.0f};
+        model_batch b = {seq, NULL, NULL, NULL, 1, t, 1.0f, false};
         if (model_acts_init(&a, &m, 1, t, &err) != PT_OK || model_forward(&m, &a, &b, &err) != PT_OK) {
             fprintf(stderr, "bench: %s\n", err.msg);
             exit(1);
@@ -349,62 +349,6 @@ static void bench_generate(void) {
     model_config_free(&cfg);
 }
 
-/* `bench fp8 [steps [B [T]]] [floor]`: the fp32 vs fp8 SFT loss gap on the demo model
- * (sft/sft_fp8_gap.h); `floor` adds the fp32 run from bf16-rounded initial weights (the noise
- * floor). Only when named: it trains for minutes. Defaults 300 steps of 8 x 256 tokens (the demo's
- * shape). */
-static int bench_fp8(int argc, char **argv) {
-    int at = 0;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "fp8") == 0) at = i;
-    int num[3] = {300, 8, 256}, floor_run = 0;
-    for (int k = 0; k < 3 && at + 1 + k < argc && atoi(argv[at + 1 + k]) > 0; k++) num[k] = atoi(argv[at + 1 + k]);
-    for (int i = 1; i < argc; i++) floor_run |= strcmp(argv[i], "floor") == 0;
-    model_config mc;
-    pt_error err = {0};
-    if (model_config_load(&mc, PT_SOURCE_DIR "/examples/configs/tiny-moe.json", &err) != PT_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 1;
-    }
-    sft_gap_options o = {.steps = num[0], .B = num[1], .T = num[2], .lr = 3e-3, .noise_floor = floor_run};
-    sft_gap_result r;
-    printf("\nfp8 loss gap: SFT of examples/configs/tiny-moe.json, %d steps of %d x %d tokens, same seed and data,"
-           " fp32 vs fp8 GEMMs (training...)\n", o.steps, o.B, o.T);
-    fflush(stdout);
-    pt_status st = sft_fp8_gap(&r, &mc, &o, &err);
-    model_config_free(&mc);
-    if (st != PT_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 1;
-    }
-    int every = r.steps >= 200 ? r.steps / 20 : (r.steps >= 20 ? r.steps / 10 : 1);
-    printf("\n| step | fp32 loss | fp8 loss | relative error |%s\n|-----:|----------:|---------:|---------------:|%s\n",
-           floor_run ? " fp32, bf16-rounded init | relative error |" : "",
-           floor_run ? "------------------------:|---------------:|" : "");
-    for (int i = 0; i < r.steps; i++)
-        if ((i + 1) % every == 0 || i == 0) {
-            printf("| %4d | %9.4f | %8.4f | %13.3f%% |", i + 1, r.loss[0][i], r.loss[1][i],
-                   100 * fabs(r.loss[1][i] - r.loss[0][i]) / r.loss[0][i]);
-            if (floor_run)
-                printf(" %23.4f | %13.3f%% |", r.loss[2][i], 100 * fabs(r.loss[2][i] - r.loss[0][i]) / r.loss[0][i]);
-            printf("\n");
-        }
-    int tail = r.steps / 5 > 0 ? r.steps / 5 : 1;
-    printf("\nlast %d steps (20%%): mean loss fp32 %.4f, fp8 %.4f -> relative error of the mean %.3f%%;"
-           " mean per-step relative error %.3f%% (goal: < 0.25%%)\n",
-           tail, r.tail_mean[0], r.tail_mean[1], 100 * r.tail_mean_rel_err[1], 100 * r.tail_rel_err[1]);
-    if (floor_run)
-        printf("noise floor, fp32 from bf16-rounded initial weights: mean loss %.4f -> relative error of the mean"
-               " %.3f%%; mean per-step relative error %.3f%%\n",
-               r.tail_mean[2], 100 * r.tail_mean_rel_err[2], 100 * r.tail_rel_err[2]);
-    double pos = (double)o.B * o.T * r.steps;
-    printf("CPU cost of the emulation: fp32 %.2f s/step (%.0f tokens/s), fp8 %.2f s/step (%.0f tokens/s): %.2fx slower\n",
-           r.seconds[0] / r.steps, pos / r.seconds[0], r.seconds[1] / r.steps, pos / r.seconds[1],
-           r.seconds[1] / r.seconds[0]);
-    sft_gap_result_free(&r);
-    return 0;
-}
-
 /* `bench` runs every section; `bench model generate` only those named. */
 static int want(int argc, char **argv, const char *name) {
     if (argc < 2) return 1;
@@ -415,7 +359,7 @@ static int want(int argc, char **argv, const char *name) {
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "fp8") == 0) return bench_fp8(argc, argv);
+        if (strcmp(argv[i], "fp8") == 0) return bench_fp8_gap(argc, argv, i); /* tests/bench/fp8_gap.c */
     test_rng r;
     test_rng_seed(&r, 7);
     const double min_s = 0.15;
