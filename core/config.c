@@ -1025,6 +1025,48 @@ const char *config_origin(const config *cfg, const char *key) {
 
 bool config_has(const config *cfg, const char *key) { return key && find_entry(cfg, key) != NULL; }
 
+/* ---- checked getters ------------------------------------------------------------------------- */
+
+pt_status config_bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__, "key '%s' (from %s): %s", key, config_origin(cfg, key),
+                     msg);
+}
+
+pt_status config_int_in(int64_t *out, const config *cfg, const char *key, int64_t lo, int64_t hi, pt_error *err) {
+    int64_t v = config_int(cfg, key);
+    if (v < lo || v > hi)
+        return config_bad_key(err, cfg, key, "must be in %lld..%lld, got %lld", (long long)lo, (long long)hi,
+                              (long long)v);
+    *out = v;
+    return PT_OK;
+}
+
+pt_status config_float_in(double *out, const config *cfg, const char *key, double lo, double hi, bool hi_open,
+                          pt_error *err) {
+    double v = config_float(cfg, key);
+    if (!(v >= lo) || (hi_open ? !(v < hi) : !(v <= hi)))
+        return config_bad_key(err, cfg, key, "must be in [%g, %g%c, got %g", lo, hi, hi_open ? ')' : ']', v);
+    *out = v;
+    return PT_OK;
+}
+
+pt_status config_required(const char **out, const config *cfg, const char *key, pt_error *err) {
+    const char *v = config_string(cfg, key);
+    if (!v || !*v) PT_FAIL(err, PT_ERR_CONFIG, "--%s is required (or \"%s\" in the config file)", key, key);
+    *out = v;
+    return PT_OK;
+}
+
+pt_status config_keyed(pt_status st, pt_error *err, const config *cfg, const char *key) {
+    if (st != PT_OK) error_prefix(err, "key '%s' (from %s)", key, config_origin(cfg, key));
+    return st;
+}
+
 /* ---- saving and hashing --------------------------------------------------------------------- */
 
 static uint64_t fnv1a64(const char *s) {

@@ -100,6 +100,23 @@ const char *config_origin(const config *cfg, const char *key);
 /* Whether key is in the schema (never aborts). */
 bool config_has(const config *cfg, const char *key);
 
+/* Checked getters for a subcommand's option validation; each fails with PT_ERR_CONFIG and leaves
+ * *out untouched on error. The range checks are inclusive unless said otherwise. */
+/* Always fails: "key 'k' (from ORIGIN): <message>", ORIGIN as config_origin gives it. */
+pt_status config_bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) PT_PRINTF(4, 5);
+/* *out = the integer key, which must be in lo..hi: "key 'k' (from ...): must be in 1..8, got 9". */
+pt_status config_int_in(int64_t *out, const config *cfg, const char *key, int64_t lo, int64_t hi, pt_error *err);
+/* *out = the float key, which must be in [lo, hi], or [lo, hi) when hi_open (NaN never is):
+ * "key 'k' (from ...): must be in [0, 1), got 1". */
+pt_status config_float_in(double *out, const config *cfg, const char *key, double lo, double hi, bool hi_open,
+                          pt_error *err);
+/* *out = the string key, which must be non-null and non-empty:
+ * "--k is required (or \"k\" in the config file)". */
+pt_status config_required(const char **out, const config *cfg, const char *key, pt_error *err);
+/* Returns st; when it is an error, prefixes err's message with "key 'k' (from ORIGIN)", for a
+ * parse function's error about the key's value. */
+pt_status config_keyed(pt_status st, pt_error *err, const config *cfg, const char *key);
+
 /* *json = the resolved config, pretty-printed (malloc'd; free() it); *hash = its FNV-1a 64
  * hash (see the file comment). Either output may be NULL. */
 pt_status config_to_json(char **json, uint64_t *hash, const config *cfg, pt_error *err);

@@ -157,42 +157,6 @@ typedef struct grpo_options {
     uint64_t config_hash; /* the math keys; the rewards file is folded in once read */
 } grpo_options;
 
-static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) PT_PRINTF(4, 5);
-static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__, "key '%s' (from %s): %s", key, config_origin(cfg, key), msg);
-}
-
-static pt_status int_in(int64_t *out, const config *cfg, const char *key, int64_t lo, int64_t hi, pt_error *err) {
-    int64_t v = config_int(cfg, key);
-    if (v < lo || v > hi) return bad_key(err, cfg, key, "must be in %lld..%lld, got %lld", (long long)lo, (long long)hi, (long long)v);
-    *out = v;
-    return PT_OK;
-}
-
-static pt_status float_in(double *out, const config *cfg, const char *key, double lo, double hi, pt_error *err) {
-    double v = config_float(cfg, key);
-    if (!(v >= lo && v <= hi)) return bad_key(err, cfg, key, "must be in [%g, %g], got %g", lo, hi, v);
-    *out = v;
-    return PT_OK;
-}
-
-static pt_status required(const char **out, const config *cfg, const char *key, pt_error *err) {
-    const char *v = config_string(cfg, key);
-    if (!v || !*v) PT_FAIL(err, PT_ERR_CONFIG, "--%s is required (or \"%s\" in the config file)", key, key);
-    *out = v;
-    return PT_OK;
-}
-
-static pt_status keyed(pt_status st, pt_error *err, const config *cfg, const char *key) {
-    if (st != PT_OK) error_prefix(err, "key '%s' (from %s)", key, config_origin(cfg, key));
-    return st;
-}
-
 static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
     char *json = NULL;
     PT_TRY(config_to_json(&json, NULL, cfg, err));
@@ -215,16 +179,16 @@ static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
 
 static pt_status options_from_config(grpo_options *o, const config *cfg, pt_error *err) {
     memset(o, 0, sizeof *o);
-    PT_TRY(required(&o->model_dir, cfg, "model", err));
-    PT_TRY(required(&o->data_path, cfg, "data", err));
-    PT_TRY(required(&o->rewards_path, cfg, "rewards", err));
-    PT_TRY(required(&o->out_dir, cfg, "out", err));
+    PT_TRY(config_required(&o->model_dir, cfg, "model", err));
+    PT_TRY(config_required(&o->data_path, cfg, "data", err));
+    PT_TRY(config_required(&o->rewards_path, cfg, "rewards", err));
+    PT_TRY(config_required(&o->out_dir, cfg, "out", err));
     o->tokenizer_path = config_string(cfg, "tokenizer");
     if (!o->tokenizer_path || !*o->tokenizer_path) o->tokenizer_path = o->model_dir;
     o->resume = config_string(cfg, "resume");
     if (o->resume && !*o->resume) o->resume = NULL;
     if (o->resume && strcmp(o->resume, "auto") != 0 && o->resume[0] == '-')
-        return bad_key(err, cfg, "resume", "expects \"auto\" or a checkpoint folder, got '%s'", o->resume);
+        return config_bad_key(err, cfg, "resume", "expects \"auto\" or a checkpoint folder, got '%s'", o->resume);
     o->allow_config_change = config_bool(cfg, "allow_config_change");
 
     int64_t v = 0;
@@ -234,108 +198,108 @@ static pt_status options_from_config(grpo_options *o, const config *cfg, pt_erro
     dataset_options_default(&o->data);
     o->data.format = DATASET_FORMAT_PROMPT;
     o->data.truncation = DATASET_TRUNCATE_LEFT;
-    PT_TRY(keyed(dataset_on_bad_parse(&o->data.on_bad_line, config_string(cfg, "on_bad_line"), err), err, cfg, "on_bad_line"));
+    PT_TRY(config_keyed(dataset_on_bad_parse(&o->data.on_bad_line, config_string(cfg, "on_bad_line"), err), err, cfg, "on_bad_line"));
     o->data.chat_format = config_string(cfg, "chat_format");
     o->shuffle = config_bool(cfg, "shuffle");
     g->seed = (uint64_t)config_int(cfg, "seed");
 
-    PT_TRY(int_in(&v, cfg, "num_generations", 2, 1 << 16, err));
+    PT_TRY(config_int_in(&v, cfg, "num_generations", 2, 1 << 16, err));
     g->num_generations = (int)v;
-    PT_TRY(int_in(&v, cfg, "max_prompt_length", 1, 1 << 20, err));
+    PT_TRY(config_int_in(&v, cfg, "max_prompt_length", 1, 1 << 20, err));
     g->max_prompt_length = (int)v;
     o->data.max_length = (size_t)v;
-    PT_TRY(int_in(&v, cfg, "max_completion_length", 1, 1 << 20, err));
+    PT_TRY(config_int_in(&v, cfg, "max_completion_length", 1, 1 << 20, err));
     g->max_completion_length = (int)v;
-    PT_TRY(float_in(&d, cfg, "temperature", 0, 100, err));
-    if (!(d > 0)) return bad_key(err, cfg, "temperature", "must be > 0 for GRPO (the loss needs the sampling policy), got %g", d);
+    PT_TRY(config_float_in(&d, cfg, "temperature", 0, 100, false, err));
+    if (!(d > 0)) return config_bad_key(err, cfg, "temperature", "must be > 0 for GRPO (the loss needs the sampling policy), got %g", d);
     g->sampling.temperature = (float)d;
-    PT_TRY(float_in(&d, cfg, "top_p", 0, 1, err));
-    if (!(d > 0)) return bad_key(err, cfg, "top_p", "must be in (0, 1], got %g", d);
+    PT_TRY(config_float_in(&d, cfg, "top_p", 0, 1, false, err));
+    if (!(d > 0)) return config_bad_key(err, cfg, "top_p", "must be in (0, 1], got %g", d);
     g->sampling.top_p = (float)d;
-    PT_TRY(int_in(&v, cfg, "top_k", 0, 1 << 30, err));
+    PT_TRY(config_int_in(&v, cfg, "top_k", 0, 1 << 30, err));
     g->sampling.top_k = (int)v;
-    PT_TRY(float_in(&d, cfg, "min_p", 0, 1, err));
+    PT_TRY(config_float_in(&d, cfg, "min_p", 0, 1, false, err));
     g->sampling.min_p = (float)d;
-    PT_TRY(float_in(&d, cfg, "repetition_penalty", 1e-6, 1e6, err));
+    PT_TRY(config_float_in(&d, cfg, "repetition_penalty", 1e-6, 1e6, false, err));
     g->sampling.repetition_penalty = (float)d;
     g->speculative = config_bool(cfg, "speculative");
-    PT_TRY(int_in(&v, cfg, "max_live", 0, 1 << 24, err));
+    PT_TRY(config_int_in(&v, cfg, "max_live", 0, 1 << 24, err));
     g->max_live = (int)v;
 
-    PT_TRY(float_in(&g->beta, cfg, "beta", 0, 1e6, err));
-    PT_TRY(float_in(&g->epsilon, cfg, "epsilon", 0, 0.999999, err));
+    PT_TRY(config_float_in(&g->beta, cfg, "beta", 0, 1e6, false, err));
+    PT_TRY(config_float_in(&g->epsilon, cfg, "epsilon", 0, 0.999999, false, err));
     g->epsilon_high = g->epsilon;
-    if (!config_is_null(cfg, "epsilon_high")) PT_TRY(float_in(&g->epsilon_high, cfg, "epsilon_high", 0, 1e6, err));
-    PT_TRY(int_in(&v, cfg, "num_iterations", 1, 1 << 16, err));
+    if (!config_is_null(cfg, "epsilon_high")) PT_TRY(config_float_in(&g->epsilon_high, cfg, "epsilon_high", 0, 1e6, false, err));
+    PT_TRY(config_int_in(&v, cfg, "num_iterations", 1, 1 << 16, err));
     g->num_iterations = (int)v;
-    PT_TRY(keyed(grpo_loss_type_parse(&g->loss_type, config_string(cfg, "loss_type"), err), err, cfg, "loss_type"));
-    PT_TRY(keyed(grpo_scale_rewards_parse(&g->scale_rewards, config_string(cfg, "scale_rewards"), err), err, cfg,
+    PT_TRY(config_keyed(grpo_loss_type_parse(&g->loss_type, config_string(cfg, "loss_type"), err), err, cfg, "loss_type"));
+    PT_TRY(config_keyed(grpo_scale_rewards_parse(&g->scale_rewards, config_string(cfg, "scale_rewards"), err), err, cfg,
                  "scale_rewards"));
-    PT_TRY(keyed(grpo_is_level_parse(&g->importance_sampling_level, config_string(cfg, "importance_sampling_level"), err),
+    PT_TRY(config_keyed(grpo_is_level_parse(&g->importance_sampling_level, config_string(cfg, "importance_sampling_level"), err),
                  err, cfg, "importance_sampling_level"));
     g->mask_truncated_completions = config_bool(cfg, "mask_truncated_completions");
     g->dynamic_sampling = config_bool(cfg, "dynamic_sampling");
-    PT_TRY(int_in(&v, cfg, "max_resample_draws", 0, 1 << 16, err));
+    PT_TRY(config_int_in(&v, cfg, "max_resample_draws", 0, 1 << 16, err));
     g->max_dynamic_draws = (int)v;
     g->sync_ref_model = config_bool(cfg, "sync_ref_model");
-    PT_TRY(int_in(&v, cfg, "ref_model_sync_steps", 1, INT32_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "ref_model_sync_steps", 1, INT32_MAX, err));
     g->ref_model_sync_steps = (int)v;
-    PT_TRY(float_in(&g->ref_model_mixup_alpha, cfg, "ref_model_mixup_alpha", 0, 1, err));
+    PT_TRY(config_float_in(&g->ref_model_mixup_alpha, cfg, "ref_model_mixup_alpha", 0, 1, false, err));
     if (g->sync_ref_model && g->beta == 0)
-        return bad_key(err, cfg, "sync_ref_model", "needs beta > 0 (with beta 0 there is no reference model to sync)");
-    PT_TRY(float_in(&g->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, err));
-    PT_TRY(keyed(model_precision_parse(&g->precision, config_string(cfg, "precision"), err), err, cfg, "precision"));
+        return config_bad_key(err, cfg, "sync_ref_model", "needs beta > 0 (with beta 0 there is no reference model to sync)");
+    PT_TRY(config_float_in(&g->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, false, err));
+    PT_TRY(config_keyed(model_precision_parse(&g->precision, config_string(cfg, "precision"), err), err, cfg, "precision"));
 
     g->sched.base_lr = config_float(cfg, "learning_rate");
     if (!(g->sched.base_lr > 0))
-        return bad_key(err, cfg, "learning_rate", "must be a finite number > 0, got %g", g->sched.base_lr);
-    PT_TRY(keyed(lr_schedule_parse_type(&g->sched.type, config_string(cfg, "lr_scheduler_type"), err), err, cfg,
+        return config_bad_key(err, cfg, "learning_rate", "must be a finite number > 0, got %g", g->sched.base_lr);
+    PT_TRY(config_keyed(lr_schedule_parse_type(&g->sched.type, config_string(cfg, "lr_scheduler_type"), err), err, cfg,
                  "lr_scheduler_type"));
-    PT_TRY(float_in(&g->sched.min_lr_ratio, cfg, "min_lr_ratio", 0, 1, err));
-    PT_TRY(int_in(&g->sched.warmup_steps, cfg, "warmup_steps", 0, INT64_MAX / 4, err));
-    PT_TRY(int_in(&v, cfg, "per_device_train_batch_size", 1, 1 << 16, err));
+    PT_TRY(config_float_in(&g->sched.min_lr_ratio, cfg, "min_lr_ratio", 0, 1, false, err));
+    PT_TRY(config_int_in(&g->sched.warmup_steps, cfg, "warmup_steps", 0, INT64_MAX / 4, err));
+    PT_TRY(config_int_in(&v, cfg, "per_device_train_batch_size", 1, 1 << 16, err));
     g->per_device_train_batch_size = (int)v;
-    PT_TRY(int_in(&v, cfg, "gradient_accumulation_steps", 1, 1 << 16, err));
+    PT_TRY(config_int_in(&v, cfg, "gradient_accumulation_steps", 1, 1 << 16, err));
     g->gradient_accumulation_steps = (int)v;
-    PT_TRY(int_in(&o->max_steps, cfg, "max_steps", 1, INT64_MAX / 4, err));
+    PT_TRY(config_int_in(&o->max_steps, cfg, "max_steps", 1, INT64_MAX / 4, err));
     g->sched.total_steps = o->max_steps * g->num_iterations; /* the schedule counts optimizer steps */
     if (g->sched.type != LR_SCHEDULE_CONSTANT && g->sched.warmup_steps > g->sched.total_steps)
-        return bad_key(err, cfg, "warmup_steps", "%lld warm-up steps are more than the run's %lld optimizer steps",
+        return config_bad_key(err, cfg, "warmup_steps", "%lld warm-up steps are more than the run's %lld optimizer steps",
                        (long long)g->sched.warmup_steps, (long long)g->sched.total_steps);
     g->optim = (optim_config){.beta1 = config_float(cfg, "adam_beta1"), .beta2 = config_float(cfg, "adam_beta2"),
                               .eps = config_float(cfg, "adam_epsilon"), .weight_decay = config_float(cfg, "weight_decay"),
                               .max_grad_norm = config_float(cfg, "max_grad_norm"), .weight_decay_norms = false};
-    PT_TRY(float_in(&d, cfg, "adam_beta1", 0, 0.999999999, err));
-    PT_TRY(float_in(&d, cfg, "adam_beta2", 0, 0.999999999, err));
-    if (!(g->optim.eps > 0)) return bad_key(err, cfg, "adam_epsilon", "must be > 0, got %g", g->optim.eps);
-    PT_TRY(float_in(&d, cfg, "weight_decay", 0, 1e6, err));
-    PT_TRY(float_in(&d, cfg, "max_grad_norm", 0, 1e30, err));
-    PT_TRY(keyed(optim_moments_parse(&g->optim.moments, config_string(cfg, "adam_moments"), err), err, cfg,
+    PT_TRY(config_float_in(&d, cfg, "adam_beta1", 0, 0.999999999, false, err));
+    PT_TRY(config_float_in(&d, cfg, "adam_beta2", 0, 0.999999999, false, err));
+    if (!(g->optim.eps > 0)) return config_bad_key(err, cfg, "adam_epsilon", "must be > 0, got %g", g->optim.eps);
+    PT_TRY(config_float_in(&d, cfg, "weight_decay", 0, 1e6, false, err));
+    PT_TRY(config_float_in(&d, cfg, "max_grad_norm", 0, 1e30, false, err));
+    PT_TRY(config_keyed(optim_moments_parse(&g->optim.moments, config_string(cfg, "adam_moments"), err), err, cfg,
                  "adam_moments"));
 
-    PT_TRY(int_in(&o->save_steps, cfg, "save_steps", 0, INT64_MAX, err));
-    PT_TRY(int_in(&v, cfg, "save_total_limit", 0, 1 << 20, err));
+    PT_TRY(config_int_in(&o->save_steps, cfg, "save_steps", 0, INT64_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "save_total_limit", 0, 1 << 20, err));
     o->save_total_limit = (int)v;
-    PT_TRY(int_in(&o->logging_steps, cfg, "logging_steps", 1, INT64_MAX, err));
-    PT_TRY(int_in(&v, cfg, "max_nan_steps", 1, 1 << 20, err));
+    PT_TRY(config_int_in(&o->logging_steps, cfg, "logging_steps", 1, INT64_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "max_nan_steps", 1, 1 << 20, err));
     g->max_nan_steps = (int)v;
-    PT_TRY(int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
     o->max_shard_bytes = (size_t)v;
-    PT_TRY(keyed(model_save_dtype_parse(&o->save_dtype, config_string(cfg, "save_dtype"), "save_dtype", err), err, cfg,
+    PT_TRY(config_keyed(model_save_dtype_parse(&o->save_dtype, config_string(cfg, "save_dtype"), "save_dtype", err), err, cfg,
                  "save_dtype"));
     PT_TRY(grpo_config_validate(g, err));
     o->eval_path = config_is_null(cfg, "eval_data") ? NULL : config_string(cfg, "eval_data");
     if (o->eval_path && !*o->eval_path) o->eval_path = NULL;
-    PT_TRY(int_in(&o->eval_steps, cfg, "eval_steps", 0, INT64_MAX, err));
+    PT_TRY(config_int_in(&o->eval_steps, cfg, "eval_steps", 0, INT64_MAX, err));
     o->eval = eval_options_default();
-    PT_TRY(int_in(&v, cfg, "eval_limit", 0, INT64_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "eval_limit", 0, INT64_MAX, err));
     o->eval.limit = (size_t)v;
-    PT_TRY(int_in(&v, cfg, "eval_num_samples", 1, 1 << 16, err));
+    PT_TRY(config_int_in(&v, cfg, "eval_num_samples", 1, 1 << 16, err));
     o->eval.num_samples = (int)v;
-    PT_TRY(float_in(&d, cfg, "eval_temperature", 0, 100, err));
+    PT_TRY(config_float_in(&d, cfg, "eval_temperature", 0, 100, false, err));
     o->eval.sampling.temperature = (float)d;
     if (o->eval.num_samples > 1 && !(d > 0))
-        return bad_key(err, cfg, "eval_num_samples", "is %d with greedy evaluation (eval_temperature 0): greedy samples "
+        return config_bad_key(err, cfg, "eval_num_samples", "is %d with greedy evaluation (eval_temperature 0): greedy samples "
                        "are all the same; use 1, or set eval_temperature > 0", o->eval.num_samples);
     o->eval.pass_k[0] = 1;
     o->eval.pass_k[1] = o->eval.num_samples;

@@ -119,35 +119,9 @@ static void say(const rm_ctx *c, log_level level, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* "key 'k' (from ORIGIN): <message>" as PT_ERR_CONFIG. */
-static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) PT_PRINTF(4, 5);
-static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__, "key '%s' (from %s): %s", key, config_origin(cfg, key),
-                     msg);
-}
-
 static pt_status need_string(const char **out, const config *cfg, const char *key, pt_error *err) {
     *out = config_string(cfg, key);
-    if (!*out || !**out) return bad_key(err, cfg, key, "is required (--%s ...)", key);
-    return PT_OK;
-}
-
-static pt_status int_in(int64_t *out, const config *cfg, const char *key, int64_t lo, int64_t hi, pt_error *err) {
-    int64_t v = config_int(cfg, key);
-    if (v < lo || v > hi) return bad_key(err, cfg, key, "must be in %lld..%lld, got %lld", (long long)lo, (long long)hi, (long long)v);
-    *out = v;
-    return PT_OK;
-}
-
-static pt_status float_in(double *out, const config *cfg, const char *key, double lo, double hi, pt_error *err) {
-    double v = config_float(cfg, key);
-    if (!(v >= lo && v <= hi)) return bad_key(err, cfg, key, "must be in [%g, %g], got %g", lo, hi, v);
-    *out = v;
+    if (!*out || !**out) return config_bad_key(err, cfg, key, "is required (--%s ...)", key);
     return PT_OK;
 }
 
@@ -159,29 +133,29 @@ static pt_status read_options(rm_ctx *c, pt_error *err) {
     c->tok_path = config_is_null(cfg, "tokenizer") ? c->model_dir : config_string(cfg, "tokenizer");
     c->eval_path = config_string(cfg, "eval_data");
     int64_t v = 0;
-    PT_TRY(int_in(&v, cfg, "per_device_train_batch_size", 1, 1 << 16, err));
+    PT_TRY(config_int_in(&v, cfg, "per_device_train_batch_size", 1, 1 << 16, err));
     c->B = (int)v;
-    PT_TRY(int_in(&v, cfg, "max_length", 2, 1 << 20, err));
-    PT_TRY(int_in(&c->max_steps, cfg, "max_steps", -1, INT64_MAX / 2, err));
-    if (c->max_steps == 0) return bad_key(err, cfg, "max_steps", "must be -1 (epochs) or > 0, got 0");
-    PT_TRY(int_in(&c->eval_steps, cfg, "eval_steps", 0, INT64_MAX / 2, err));
-    PT_TRY(int_in(&c->logging_steps, cfg, "logging_steps", 1, INT64_MAX / 2, err));
-    PT_TRY(int_in(&v, cfg, "max_nan_steps", 1, 1 << 20, err));
+    PT_TRY(config_int_in(&v, cfg, "max_length", 2, 1 << 20, err));
+    PT_TRY(config_int_in(&c->max_steps, cfg, "max_steps", -1, INT64_MAX / 2, err));
+    if (c->max_steps == 0) return config_bad_key(err, cfg, "max_steps", "must be -1 (epochs) or > 0, got 0");
+    PT_TRY(config_int_in(&c->eval_steps, cfg, "eval_steps", 0, INT64_MAX / 2, err));
+    PT_TRY(config_int_in(&c->logging_steps, cfg, "logging_steps", 1, INT64_MAX / 2, err));
+    PT_TRY(config_int_in(&v, cfg, "max_nan_steps", 1, 1 << 20, err));
     c->max_nan = (int)v;
-    PT_TRY(int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
     c->max_shard_bytes = (size_t)v;
-    PT_TRY(int_in(&v, cfg, "warmup_steps", 0, INT64_MAX / 2, err));
+    PT_TRY(config_int_in(&v, cfg, "warmup_steps", 0, INT64_MAX / 2, err));
     c->sched.warmup_steps = v;
     c->seed = (uint64_t)config_int(cfg, "seed");
     double f;
-    PT_TRY(float_in(&f, cfg, "eval_fraction", 0.0, 0.9, err));
-    PT_TRY(float_in(&c->center, cfg, "center_rewards_coefficient", 0.0, 1e6, err));
-    PT_TRY(float_in(&c->aux_scale, cfg, "aux_loss_scale", 0.0, 1e6, err));
-    PT_TRY(float_in(&f, cfg, "num_train_epochs", 1e-9, 1e9, err));
+    PT_TRY(config_float_in(&f, cfg, "eval_fraction", 0.0, 0.9, false, err));
+    PT_TRY(config_float_in(&c->center, cfg, "center_rewards_coefficient", 0.0, 1e6, false, err));
+    PT_TRY(config_float_in(&c->aux_scale, cfg, "aux_loss_scale", 0.0, 1e6, false, err));
+    PT_TRY(config_float_in(&f, cfg, "num_train_epochs", 1e-9, 1e9, false, err));
     double lr = config_float(cfg, "learning_rate");
-    if (!(lr > 0.0)) return bad_key(err, cfg, "learning_rate", "must be > 0, got %g", lr);
-    if (lr_schedule_parse_type(&c->sched.type, config_string(cfg, "lr_scheduler_type"), err) != PT_OK)
-        return error_prefix(err, "key 'lr_scheduler_type' (from %s)", config_origin(cfg, "lr_scheduler_type"));
+    if (!(lr > 0.0)) return config_bad_key(err, cfg, "learning_rate", "must be > 0, got %g", lr);
+    PT_TRY(config_keyed(lr_schedule_parse_type(&c->sched.type, config_string(cfg, "lr_scheduler_type"), err), err, cfg,
+                        "lr_scheduler_type"));
     c->sched.base_lr = lr;
     c->sched.min_lr_ratio = config_float(cfg, "min_lr_ratio");
     c->ocfg = (optim_config){config_float(cfg, "adam_beta1"), config_float(cfg, "adam_beta2"),

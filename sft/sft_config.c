@@ -105,50 +105,6 @@ uint64_t sft_fnv1a64(uint64_t h, const void *bytes, size_t n) {
     return h;
 }
 
-/* "key 'k' (from ORIGIN): <message>" as PT_ERR_CONFIG. */
-static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) PT_PRINTF(4, 5);
-static pt_status bad_key(pt_error *err, const config *cfg, const char *key, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return error_set(err, PT_ERR_CONFIG, __FILE__, __LINE__, "key '%s' (from %s): %s", key, config_origin(cfg, key),
-                     msg);
-}
-
-static pt_status int_at_least(int64_t *out, const config *cfg, const char *key, int64_t min, int64_t max,
-                              pt_error *err) {
-    int64_t v = config_int(cfg, key);
-    if (v < min || v > max)
-        return bad_key(err, cfg, key, "must be in %lld..%lld, got %lld", (long long)min, (long long)max, (long long)v);
-    *out = v;
-    return PT_OK;
-}
-
-static pt_status float_in(double *out, const config *cfg, const char *key, double lo, double hi, bool hi_open,
-                          pt_error *err) {
-    double v = config_float(cfg, key);
-    if (!(v >= lo) || (hi_open ? !(v < hi) : !(v <= hi)))
-        return bad_key(err, cfg, key, "must be in [%g, %g%c, got %g", lo, hi, hi_open ? ')' : ']', v);
-    *out = v;
-    return PT_OK;
-}
-
-/* A string key that must be given and non-empty. */
-static pt_status required(const char **out, const config *cfg, const char *key, pt_error *err) {
-    const char *v = config_string(cfg, key);
-    if (!v || !*v) PT_FAIL(err, PT_ERR_CONFIG, "--%s is required (or \"%s\" in the config file)", key, key);
-    *out = v;
-    return PT_OK;
-}
-
-/* A parse function's error with the key and its origin in front. */
-static pt_status keyed(pt_status st, pt_error *err, const config *cfg, const char *key) {
-    if (st != PT_OK) error_prefix(err, "key '%s' (from %s)", key, config_origin(cfg, key));
-    return st;
-}
-
 static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
     char *json = NULL;
     PT_TRY(config_to_json(&json, NULL, cfg, err));
@@ -171,9 +127,9 @@ static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
 
 pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *err) {
     memset(o, 0, sizeof *o);
-    PT_TRY(required(&o->model_dir, cfg, "model", err));
-    PT_TRY(required(&o->data_path, cfg, "data", err));
-    PT_TRY(required(&o->out_dir, cfg, "out", err));
+    PT_TRY(config_required(&o->model_dir, cfg, "model", err));
+    PT_TRY(config_required(&o->data_path, cfg, "data", err));
+    PT_TRY(config_required(&o->out_dir, cfg, "out", err));
     o->tokenizer_path = config_string(cfg, "tokenizer");
     if (!o->tokenizer_path || !*o->tokenizer_path) o->tokenizer_path = o->model_dir;
     o->eval_data_path = config_string(cfg, "eval_data");
@@ -185,38 +141,38 @@ pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *e
     /* data */
     int64_t v = 0;
     dataset_options_default(&o->data);
-    PT_TRY(keyed(dataset_format_parse(&o->data.format, config_string(cfg, "format"), err), err, cfg, "format"));
+    PT_TRY(config_keyed(dataset_format_parse(&o->data.format, config_string(cfg, "format"), err), err, cfg, "format"));
     if (o->data.format == DATASET_FORMAT_PROMPT || o->data.format == DATASET_FORMAT_PREFERENCE)
-        return bad_key(err, cfg, "format", "SFT trains on text, prompt_completion or messages data, not %s",
+        return config_bad_key(err, cfg, "format", "SFT trains on text, prompt_completion or messages data, not %s",
                        dataset_format_name(o->data.format));
-    PT_TRY(keyed(dataset_on_bad_parse(&o->data.on_bad_line, config_string(cfg, "on_bad_line"), err), err, cfg,
+    PT_TRY(config_keyed(dataset_on_bad_parse(&o->data.on_bad_line, config_string(cfg, "on_bad_line"), err), err, cfg,
                  "on_bad_line"));
-    PT_TRY(keyed(dataset_truncation_parse(&o->data.truncation, config_string(cfg, "truncation"), err), err, cfg,
+    PT_TRY(config_keyed(dataset_truncation_parse(&o->data.truncation, config_string(cfg, "truncation"), err), err, cfg,
                  "truncation"));
     o->data.chat_format = config_string(cfg, "chat_format");
     if (o->data.chat_format) {
         chat_format cf;
-        PT_TRY(keyed(chat_format_parse(&cf, o->data.chat_format, err), err, cfg, "chat_format"));
+        PT_TRY(config_keyed(chat_format_parse(&cf, o->data.chat_format, err), err, cfg, "chat_format"));
     }
-    PT_TRY(int_at_least(&v, cfg, "max_length", 2, 1 << 20, err));
+    PT_TRY(config_int_in(&v, cfg, "max_length", 2, 1 << 20, err));
     o->data.max_length = (size_t)v;
     o->data.completion_only_loss = config_is_null(cfg, "completion_only_loss") ? -1 : config_bool(cfg, "completion_only_loss");
     o->data.assistant_only_loss = config_bool(cfg, "assistant_only_loss");
     o->data.keep_final_think = config_bool(cfg, "keep_final_think");
 
     o->loader.T = (int)v;
-    PT_TRY(int_at_least(&v, cfg, "per_device_train_batch_size", 1, 1 << 16, err));
+    PT_TRY(config_int_in(&v, cfg, "per_device_train_batch_size", 1, 1 << 16, err));
     o->loader.B = (int)v;
     if ((size_t)o->loader.B * (size_t)o->loader.T > ((size_t)1 << 26))
-        return bad_key(err, cfg, "per_device_train_batch_size",
+        return config_bad_key(err, cfg, "per_device_train_batch_size",
                        "B·T = %d·%d tokens per micro-batch is more than 2^26; use gradient_accumulation_steps",
                        o->loader.B, o->loader.T);
     o->loader.packing = DATASET_PACK_NONE;
     if (config_bool(cfg, "packing"))
-        PT_TRY(keyed(dataset_packing_parse(&o->loader.packing, config_string(cfg, "packing_strategy"), err), err, cfg,
+        PT_TRY(config_keyed(dataset_packing_parse(&o->loader.packing, config_string(cfg, "packing_strategy"), err), err, cfg,
                      "packing_strategy"));
     if (config_bool(cfg, "packing") && o->loader.packing == DATASET_PACK_NONE)
-        return bad_key(err, cfg, "packing_strategy", "packing is on: use greedy or first_fit, not none");
+        return config_bad_key(err, cfg, "packing_strategy", "packing is on: use greedy or first_fit, not none");
     o->loader.shuffle = config_bool(cfg, "shuffle");
     o->loader.seed = (uint64_t)config_int(cfg, "seed");
     o->loader.drop_last = false;
@@ -224,26 +180,26 @@ pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *e
     o->loader.pad_id = -1;
     o->eval_batch_size = o->loader.B;
     if (!config_is_null(cfg, "per_device_eval_batch_size")) {
-        PT_TRY(int_at_least(&v, cfg, "per_device_eval_batch_size", 1, 1 << 16, err));
+        PT_TRY(config_int_in(&v, cfg, "per_device_eval_batch_size", 1, 1 << 16, err));
         o->eval_batch_size = (int)v;
     }
 
     /* optimisation */
     o->sched.base_lr = config_float(cfg, "learning_rate");
     if (!(o->sched.base_lr > 0) || !isfinite(o->sched.base_lr))
-        return bad_key(err, cfg, "learning_rate", "must be a finite number > 0, got %g", o->sched.base_lr);
-    PT_TRY(keyed(lr_schedule_parse_type(&o->sched.type, config_string(cfg, "lr_scheduler_type"), err), err, cfg,
+        return config_bad_key(err, cfg, "learning_rate", "must be a finite number > 0, got %g", o->sched.base_lr);
+    PT_TRY(config_keyed(lr_schedule_parse_type(&o->sched.type, config_string(cfg, "lr_scheduler_type"), err), err, cfg,
                  "lr_scheduler_type"));
-    PT_TRY(float_in(&o->sched.min_lr_ratio, cfg, "min_lr_ratio", 0, 1, false, err));
-    PT_TRY(int_at_least(&o->sched.warmup_steps, cfg, "warmup_steps", 0, INT64_MAX / 2, err));
-    PT_TRY(float_in(&o->warmup_ratio, cfg, "warmup_ratio", 0, 1, true, err));
+    PT_TRY(config_float_in(&o->sched.min_lr_ratio, cfg, "min_lr_ratio", 0, 1, false, err));
+    PT_TRY(config_int_in(&o->sched.warmup_steps, cfg, "warmup_steps", 0, INT64_MAX / 2, err));
+    PT_TRY(config_float_in(&o->warmup_ratio, cfg, "warmup_ratio", 0, 1, true, err));
     o->max_steps = config_int(cfg, "max_steps");
     o->num_train_epochs = config_float(cfg, "num_train_epochs");
     if (o->max_steps <= 0 && !(o->num_train_epochs > 0))
-        return bad_key(err, cfg, "num_train_epochs", "must be > 0 when max_steps is %lld (the run length comes from the epochs), got %g",
+        return config_bad_key(err, cfg, "num_train_epochs", "must be > 0 when max_steps is %lld (the run length comes from the epochs), got %g",
                        (long long)o->max_steps, o->num_train_epochs);
-    if (o->max_steps > INT64_MAX / 4) return bad_key(err, cfg, "max_steps", "is too large (%lld)", (long long)o->max_steps);
-    PT_TRY(int_at_least(&v, cfg, "gradient_accumulation_steps", 1, 1 << 16, err));
+    if (o->max_steps > INT64_MAX / 4) return config_bad_key(err, cfg, "max_steps", "is too large (%lld)", (long long)o->max_steps);
+    PT_TRY(config_int_in(&v, cfg, "gradient_accumulation_steps", 1, 1 << 16, err));
     o->grad_accum = (int)v;
     o->optim = (optim_config){.beta1 = config_float(cfg, "adam_beta1"),
                               .beta2 = config_float(cfg, "adam_beta2"),
@@ -251,29 +207,29 @@ pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *e
                               .weight_decay = config_float(cfg, "weight_decay"),
                               .max_grad_norm = config_float(cfg, "max_grad_norm"),
                               .weight_decay_norms = config_bool(cfg, "weight_decay_norms")};
-    PT_TRY(float_in(&o->optim.beta1, cfg, "adam_beta1", 0, 1, true, err));
-    PT_TRY(float_in(&o->optim.beta2, cfg, "adam_beta2", 0, 1, true, err));
-    if (!(o->optim.eps > 0)) return bad_key(err, cfg, "adam_epsilon", "must be > 0, got %g", o->optim.eps);
-    PT_TRY(float_in(&o->optim.weight_decay, cfg, "weight_decay", 0, 1e6, false, err));
-    PT_TRY(float_in(&o->optim.max_grad_norm, cfg, "max_grad_norm", 0, 1e30, false, err));
-    PT_TRY(keyed(optim_moments_parse(&o->optim.moments, config_string(cfg, "adam_moments"), err), err, cfg,
+    PT_TRY(config_float_in(&o->optim.beta1, cfg, "adam_beta1", 0, 1, true, err));
+    PT_TRY(config_float_in(&o->optim.beta2, cfg, "adam_beta2", 0, 1, true, err));
+    if (!(o->optim.eps > 0)) return config_bad_key(err, cfg, "adam_epsilon", "must be > 0, got %g", o->optim.eps);
+    PT_TRY(config_float_in(&o->optim.weight_decay, cfg, "weight_decay", 0, 1e6, false, err));
+    PT_TRY(config_float_in(&o->optim.max_grad_norm, cfg, "max_grad_norm", 0, 1e30, false, err));
+    PT_TRY(config_keyed(optim_moments_parse(&o->optim.moments, config_string(cfg, "adam_moments"), err), err, cfg,
                  "adam_moments"));
     PT_TRY(optim_config_validate(&o->optim, err));
-    PT_TRY(float_in(&o->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, false, err));
-    PT_TRY(keyed(model_precision_parse(&o->precision, config_string(cfg, "precision"), err), err, cfg, "precision"));
+    PT_TRY(config_float_in(&o->aux_loss_scale, cfg, "aux_loss_scale", 0, 1e6, false, err));
+    PT_TRY(config_keyed(model_precision_parse(&o->precision, config_string(cfg, "precision"), err), err, cfg, "precision"));
 
     /* bookkeeping */
-    PT_TRY(int_at_least(&o->eval_steps, cfg, "eval_steps", 0, INT64_MAX, err));
-    PT_TRY(int_at_least(&o->save_steps, cfg, "save_steps", 0, INT64_MAX, err));
-    PT_TRY(int_at_least(&v, cfg, "save_total_limit", 0, 1 << 20, err));
+    PT_TRY(config_int_in(&o->eval_steps, cfg, "eval_steps", 0, INT64_MAX, err));
+    PT_TRY(config_int_in(&o->save_steps, cfg, "save_steps", 0, INT64_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "save_total_limit", 0, 1 << 20, err));
     o->save_total_limit = (int)v;
-    PT_TRY(int_at_least(&o->logging_steps, cfg, "logging_steps", 1, INT64_MAX, err));
-    PT_TRY(int_at_least(&v, cfg, "max_nan_steps", 1, 1 << 20, err));
+    PT_TRY(config_int_in(&o->logging_steps, cfg, "logging_steps", 1, INT64_MAX, err));
+    PT_TRY(config_int_in(&v, cfg, "max_nan_steps", 1, 1 << 20, err));
     o->max_nan_steps = (int)v;
-    PT_TRY(float_in(&o->time_limit, cfg, "time_limit", 0, 1e12, false, err));
-    PT_TRY(int_at_least(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
+    PT_TRY(config_float_in(&o->time_limit, cfg, "time_limit", 0, 1e12, false, err));
+    PT_TRY(config_int_in(&v, cfg, "max_shard_bytes", 0, INT64_MAX, err));
     o->max_shard_bytes = (size_t)v;
-    PT_TRY(keyed(model_save_dtype_parse(&o->save_dtype, config_string(cfg, "save_dtype"), "save_dtype", err), err, cfg,
+    PT_TRY(config_keyed(model_save_dtype_parse(&o->save_dtype, config_string(cfg, "save_dtype"), "save_dtype", err), err, cfg,
                  "save_dtype"));
     return hash_config(&o->config_hash, cfg, err);
 }

@@ -589,3 +589,87 @@ Test(config, null_int_aborts, .signal = SIGABRT) {
     init_cfg(&cfg);
     (void)config_int(&cfg, "max_steps");
 }
+
+/* ---- the checked getters: range errors name the key, where it came from, the bound and the value */
+
+/* A fresh config with `text` loaded as "run.json" and then argv applied. */
+static void load_cfg(config *cfg, const char *text, int argc, char **argv) {
+    init_cfg(cfg);
+    pt_error err = {0};
+    if (text) cr_assert_eq(config_load_string(cfg, text, "run.json", &err), PT_OK, "%s", err.msg);
+    if (argc) cr_assert_eq(config_apply_args(cfg, argc, argv, &err), PT_OK, "%s", err.msg);
+}
+
+Test(config, int_in_checks_both_bounds_inclusive) {
+    config cfg;
+    load_cfg(&cfg, "{\n  \"seed\": 1,\n  \"batch_size\": 9\n}", 0, NULL);
+    pt_error err = {0};
+    int64_t v = -7;
+    cr_assert_eq(config_int_in(&v, &cfg, "batch_size", 1, 8, &err), PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "key 'batch_size' (from run.json:3): must be in 1..8, got 9");
+    cr_assert_eq(v, -7, "*out is left alone on error");
+    cr_assert_eq(config_int_in(&v, &cfg, "batch_size", 9, 9, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(v, 9);
+    cr_assert_eq(config_int_in(&v, &cfg, "seed", 1, 8, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(v, 1);
+    error_clear(&err);
+    cr_assert_eq(config_int_in(&v, &cfg, "seed", 2, 8, &err), PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "key 'seed' (from run.json:2): must be in 2..8, got 1");
+    config_free(&cfg);
+}
+
+Test(config, float_in_closed_and_half_open) {
+    config cfg;
+    char *argv[] = {"--beta", "1"};
+    load_cfg(&cfg, NULL, 2, argv);
+    pt_error err = {0};
+    double d = -1;
+    cr_assert_eq(config_float_in(&d, &cfg, "beta", 0, 1, false, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(d, 1.0);
+    d = -1;
+    cr_assert_eq(config_float_in(&d, &cfg, "beta", 0, 1, true, &err), PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "key 'beta' (from --beta): must be in [0, 1), got 1");
+    cr_assert_eq(d, -1.0);
+    error_clear(&err);
+    cr_assert_eq(config_float_in(&d, &cfg, "beta", 1.5, 2, false, &err), PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "key 'beta' (from --beta): must be in [1.5, 2], got 1");
+    error_clear(&err);
+    cr_assert_eq(config_float_in(&d, &cfg, "learning_rate", 0, 1e-4, false, &err), PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "key 'learning_rate' (from default): must be in [0, 0.0001], got 0.0003");
+    config_free(&cfg);
+}
+
+Test(config, required_rejects_null_and_empty) {
+    config cfg;
+    load_cfg(&cfg, "{\"scheduler\": \"\"}", 0, NULL);
+    pt_error err = {0};
+    const char *s = "untouched";
+    cr_assert_eq(config_required(&s, &cfg, "output_dir", &err), PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "--output_dir is required (or \"output_dir\" in the config file)");
+    cr_assert_str_eq(s, "untouched");
+    error_clear(&err);
+    cr_assert_eq(config_required(&s, &cfg, "scheduler", &err), PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "--scheduler is required (or \"scheduler\" in the config file)");
+    config_free(&cfg);
+    char *argv[] = {"--output-dir", "runs/a"};
+    load_cfg(&cfg, NULL, 2, argv);
+    cr_assert_eq(config_required(&s, &cfg, "output_dir", &err), PT_OK, "%s", err.msg);
+    cr_assert_str_eq(s, "runs/a");
+    config_free(&cfg);
+}
+
+Test(config, bad_key_and_keyed_name_the_origin) {
+    config cfg;
+    load_cfg(&cfg, "{\n\n  \"scheduler\": \"cosine\"\n}", 0, NULL);
+    pt_error err = {0};
+    cr_assert_eq(config_bad_key(&err, &cfg, "scheduler", "expects %s, got '%s'", "linear", "cosine"), PT_ERR_CONFIG);
+    cr_assert_eq(err.status, PT_ERR_CONFIG);
+    cr_assert_str_eq(err.msg, "key 'scheduler' (from run.json:3): expects linear, got 'cosine'");
+    error_clear(&err);
+    cr_assert_eq(config_keyed(PT_OK, &err, &cfg, "scheduler"), PT_OK);
+    cr_assert_eq(err.msg[0], '\0', "an OK status leaves err alone");
+    pt_status st = error_set(&err, PT_ERR_INVALID, __FILE__, __LINE__, "unknown schedule 'x'");
+    cr_assert_eq(config_keyed(st, &err, &cfg, "scheduler"), PT_ERR_INVALID);
+    cr_assert_str_eq(err.msg, "key 'scheduler' (from run.json:3): unknown schedule 'x'");
+    config_free(&cfg);
+}

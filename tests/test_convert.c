@@ -14,7 +14,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +27,8 @@
 #include "sft/model_export.h"
 #include "sft/sft_files.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 #include "tests/util/tiny_model.h"
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 typedef struct world {
     char dir[256], model[320], fp8[320], back[320];
@@ -41,28 +36,17 @@ typedef struct world {
 
 /* A tiny model with the fixture tokenizer; hidden size 160 so that 128×128 blocks are partial. */
 static void world_init(world *w) {
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-convert-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "convert");
     snprintf(w->model, sizeof w->model, "%s/model", w->dir);
     snprintf(w->fp8, sizeof w->fp8, "%s/model-fp8", w->dir);
     snprintf(w->back, sizeof w->back, "%s/model-fp32", w->dir);
-    char tok_dir[1024];
-    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
-    tokenizer *tok = NULL;
-    pt_error err = {0};
-    cr_assert_eq(tokenizer_load(&tok, tok_dir, &err), PT_OK, "%s", err.msg);
     model_config c;
     tiny_model_config(&c);
-    c.vocab_size = (int)tokenizer_n_ids(tok);
+    c.vocab_size = test_fixture_vocab_size();
     c.hidden_size = 160;
     c.intermediate_size = 200;
     c.max_position_embeddings = 128;
-    tokenizer_free(tok);
-    policy_model m;
-    cr_assert_eq(model_init(&m, &c, 3, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(model_save(&m, w->model, 0, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(sft_copy_tokenizer_files(w->model, tok_dir, &err), PT_OK, "%s", err.msg);
-    model_free(&m);
+    test_save_policy(w->model, &c, 3);
     model_config_free(&c);
 }
 
@@ -73,7 +57,7 @@ static long first_diff(const float *a, const float *b, size_t n) {
     return -1;
 }
 
-static void world_free(world *w) { nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void world_free(world *w) { test_rmtree(w->dir); }
 
 static bool fp8_matrix(const tensor_entry *e) {
     if (e->role != TENSOR_WEIGHT || e->ndim != 2 || e->alias) return false;

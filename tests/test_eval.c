@@ -15,7 +15,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 #include "rewards/reward_file.h"
 #include "sft/rejection.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 
 typedef struct world {
     char dir[256], data[320], rewards[320];
@@ -41,11 +41,6 @@ typedef struct world {
     reward_set set;
     dataset *ds;
 } world;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -86,14 +81,11 @@ static void tiny_config(model_config *c, int vocab) {
 
 static void world_init(world *w, const char *prompts) {
     memset(w, 0, sizeof *w);
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-eval-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "eval");
     snprintf(w->data, sizeof w->data, "%s/prompts.jsonl", w->dir);
     snprintf(w->rewards, sizeof w->rewards, "%s/rewards.json", w->dir);
-    char tok_dir[1024];
-    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
+    w->tok = test_fixture_tokenizer();
     pt_error err = {0};
-    cr_assert_eq(tokenizer_load(&w->tok, tok_dir, &err), PT_OK, "%s", err.msg);
     model_config c;
     tiny_config(&c, (int)tokenizer_n_ids(w->tok));
     cr_assert_eq(model_init(&w->m, &c, 11, &err), PT_OK, "%s", err.msg);
@@ -115,7 +107,7 @@ static void world_free(world *w) {
     reward_set_free(&w->set);
     model_free(&w->m);
     tokenizer_free(w->tok);
-    nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(w->dir);
 }
 
 static const char PROMPTS[] = "{\"prompt\": \"The answer is\", \"answer\": \"4\"}\n"

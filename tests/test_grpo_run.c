@@ -23,7 +23,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -39,6 +38,7 @@
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 
 #define G_ 4
 #define P_ 2
@@ -47,11 +47,6 @@ typedef struct world {
     char dir[256];
     char model[320], data[320], rewards[320];
 } world;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -92,25 +87,14 @@ static void tiny_config(model_config *c, int vocab) {
 }
 
 static void world_init(world *w) {
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-grpo-run-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "grpo-run");
     snprintf(w->model, sizeof w->model, "%s/model", w->dir);
     snprintf(w->data, sizeof w->data, "%s/prompts.jsonl", w->dir);
     snprintf(w->rewards, sizeof w->rewards, "%s/rewards.json", w->dir);
-    char tok_dir[1024];
-    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
-    tokenizer *tok = NULL;
-    pt_error err = {0};
-    cr_assert_eq(tokenizer_load(&tok, tok_dir, &err), PT_OK, "%s", err.msg);
     model_config c;
-    tiny_config(&c, (int)tokenizer_n_ids(tok));
-    policy_model m;
-    cr_assert_eq(model_init(&m, &c, 5, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(model_save(&m, w->model, 0, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(tokenizer_save(tok, w->model, &err), PT_OK, "%s", err.msg);
-    model_free(&m);
+    tiny_config(&c, test_fixture_vocab_size());
+    test_save_policy(w->model, &c, 5);
     model_config_free(&c);
-    tokenizer_free(tok);
     write_file(w->data, "{\"prompt\": \"The answer is\", \"answer\": \"4\"}\n"
                         "{\"prompt\": \"Once upon a time\", \"answer\": \"x\"}\n"
                         "{\"prompt\": \"Add 2 and 2:\", \"answer\": \"4\"}\n");
@@ -118,7 +102,7 @@ static void world_init(world *w) {
                            " {\"name\": \"has_a\", \"type\": \"regex\", \"pattern\": \"a\", \"weight\": 0.5}]\n");
 }
 
-static void world_free(world *w) { nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void world_free(world *w) { test_rmtree(w->dir); }
 
 static bool exists(const char *path) {
     struct stat sb;

@@ -25,7 +25,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +41,7 @@
 #include "sft/sft_files.h"
 #include "sft/sft_trainer.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 #include "tests/util/tiny_model.h"
 
 static float *copy_floats(const float *x, size_t n) {
@@ -241,38 +241,22 @@ Test(optim_bf16, bad_value_names_the_key) {
 
 /* ---- SFT with bf16 moments -------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 typedef struct world {
     char dir[256];
     char model[320];
 } world;
 
 static void world_init(world *w) {
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-bf16-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "bf16");
     snprintf(w->model, sizeof w->model, "%s/model", w->dir);
-    char tok_dir[1024];
-    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
-    tokenizer *tok = NULL;
-    pt_error err = {0};
-    cr_assert_eq(tokenizer_load(&tok, tok_dir, &err), PT_OK, "%s", err.msg);
     model_config c;
     tiny_model_config(&c);
-    c.vocab_size = (int)tokenizer_n_ids(tok);
+    c.vocab_size = test_fixture_vocab_size();
     c.max_position_embeddings = 256;
     c.bos_token_id = 0;
     c.eos_token_ids[0] = 1;
     c.n_eos_token_ids = 1;
-    tokenizer_free(tok);
-    policy_model m;
-    cr_assert_eq(model_init(&m, &c, 11, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(model_save(&m, w->model, 0, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(sft_copy_tokenizer_files(w->model, tok_dir, &err), PT_OK, "%s", err.msg);
-    model_free(&m);
+    test_save_policy(w->model, &c, 11);
     model_config_free(&c);
 }
 
@@ -407,7 +391,7 @@ Test(optim_bf16, sft_run_learns_and_resumes_bit_identically, .timeout = 120) {
     memcpy(bf16, "\"fp32\"", 6);
     cr_assert_eq(run_json(&res, json, &err), PT_ERR_CONFIG);
     cr_assert(strstr(err.msg, "adam_moments: bf16") && strstr(err.msg, "adam_moments: fp32"), "%s", err.msg);
-    nftw(w.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(w.dir);
 }
 
 Test(optim_bf16, sft_bad_values_name_the_key) {

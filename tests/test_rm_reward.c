@@ -18,7 +18,6 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,17 +34,13 @@
 #include "rollout/server.h"
 #include "sft/sft_files.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 
 typedef struct rm_world {
     char dir[64];
     char rm[128];
     char policy[128];
 } rm_world;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void small_config(model_config *c) {
     model_config_init(c);
@@ -78,8 +73,7 @@ static void small_config(model_config *c) {
 /* A random reward model folder and a policy folder (no head), both with the fixture tokenizer. No
  * model code runs here (initialisation and saving only), so a fork afterwards is safe. */
 static void world_init(rm_world *w) {
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-rmr-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "rmr");
     snprintf(w->rm, sizeof w->rm, "%s/rm", w->dir);
     snprintf(w->policy, sizeof w->policy, "%s/policy", w->dir);
     char tok_dir[1024];
@@ -92,14 +86,11 @@ static void world_init(rm_world *w) {
     cr_assert_eq(reward_model_save(&rm, w->rm, 0, &err), PT_OK, "%s", err.msg);
     cr_assert_eq(sft_copy_tokenizer_files(w->rm, tok_dir, &err), PT_OK, "%s", err.msg);
     reward_model_free(&rm);
-    policy_model m;
-    cr_assert_eq(model_init(&m, &c, 5, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(model_save(&m, w->policy, 0, &err), PT_OK, "%s", err.msg);
-    model_free(&m);
+    test_save_policy(w->policy, &c, 5);
     model_config_free(&c);
 }
 
-static void world_free(rm_world *w) { nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void world_free(rm_world *w) { test_rmtree(w->dir); }
 
 static const reward_item ITEMS[] = {
     {"What is 2+2?", " 4", NULL, -1},

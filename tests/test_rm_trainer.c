@@ -14,7 +14,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +27,13 @@
 #include "sft/rm_trainer.h"
 #include "sft/sft_files.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 
 typedef struct rm_world {
     char dir[64];
     char model[128];
     char data[128];
 } rm_world;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static const char *const WORDS[] = {"the",  "cat",   "dog",  "sun",   "tree",  "blue", "red",
                                     "green", "house", "river", "stone", "bird", "fish", "cloud",
@@ -73,12 +68,9 @@ static void write_pairs(const char *path, int n, uint64_t seed) {
 }
 
 static void world_init(rm_world *w) {
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-rmt-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "rmt");
     snprintf(w->model, sizeof w->model, "%s/model", w->dir);
     snprintf(w->data, sizeof w->data, "%s/pairs.jsonl", w->dir);
-    char tok_dir[1024];
-    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
     model_config c;
     model_config_init(&c);
     c.vocab_size = 2048;
@@ -106,17 +98,12 @@ static void world_init(rm_world *w) {
     c.eos_token_ids[0] = 1;
     c.n_eos_token_ids = 1;
     c.num_nextn_predict_layers = 1;
-    policy_model m;
-    pt_error err = {0};
-    cr_assert_eq(model_init(&m, &c, 11, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(model_save(&m, w->model, 0, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(sft_copy_tokenizer_files(w->model, tok_dir, &err), PT_OK, "%s", err.msg);
-    model_free(&m);
+    test_save_policy(w->model, &c, 11);
     model_config_free(&c);
     write_pairs(w->data, 400, 1);
 }
 
-static void world_free(rm_world *w) { nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void world_free(rm_world *w) { test_rmtree(w->dir); }
 
 /* rm_run with the world's paths plus extra JSON members. */
 static pt_status run_rm(rm_result *res, const rm_world *w, const char *out, double lr, pt_error *err) {

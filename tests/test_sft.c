@@ -28,7 +28,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +46,7 @@
 #include "sft/sft_files.h"
 #include "sft/sft_trainer.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 
 /* ---- a world: a temporary folder with a tiny model (and the fixture tokenizer) ------------- */
 
@@ -55,11 +55,6 @@ typedef struct sft_world {
     char model[320];
     size_t n_ids;
 } sft_world;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void tiny_config(model_config *c, int vocab) {
     model_config_init(c);
@@ -95,27 +90,16 @@ static void tiny_config(model_config *c, int vocab) {
 }
 
 static void world_init(sft_world *w) {
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-sft-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "sft");
     snprintf(w->model, sizeof w->model, "%s/model", w->dir);
-    char tok_dir[1024];
-    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
-    tokenizer *tok = NULL;
-    pt_error err = {0};
-    cr_assert_eq(tokenizer_load(&tok, tok_dir, &err), PT_OK, "%s", err.msg);
-    w->n_ids = tokenizer_n_ids(tok);
-    tokenizer_free(tok);
+    w->n_ids = (size_t)test_fixture_vocab_size();
     model_config c;
     tiny_config(&c, (int)w->n_ids);
-    policy_model m;
-    cr_assert_eq(model_init(&m, &c, 11, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(model_save(&m, w->model, 0, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(sft_copy_tokenizer_files(w->model, tok_dir, &err), PT_OK, "%s", err.msg);
-    model_free(&m);
+    test_save_policy(w->model, &c, 11);
     model_config_free(&c);
 }
 
-static void world_free(sft_world *w) { nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void world_free(sft_world *w) { test_rmtree(w->dir); }
 
 static void path_in(char *out, size_t cap, const char *a, const char *b) {
     int n = snprintf(out, cap, "%s/%s", a, b);

@@ -10,7 +10,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +22,12 @@
 #include "sft/sft_files.h"
 #include "sft/sft_trainer.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 
 typedef struct err_world {
     char dir[256];
     char model[320], small_vocab[320], data[1024];
 } err_world;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void write_model(const char *dir, int vocab, int max_pos) {
     model_config c;
@@ -58,33 +53,20 @@ static void write_model(const char *dir, int vocab, int max_pos) {
     c.first_k_dense_replace = 1;
     c.max_position_embeddings = max_pos;
     c.num_nextn_predict_layers = 0;
-    policy_model m;
-    pt_error err = {0};
-    cr_assert_eq(model_init(&m, &c, 3, &err), PT_OK, "%s", err.msg);
-    cr_assert_eq(model_save(&m, dir, 0, &err), PT_OK, "%s", err.msg);
-    char tok[1024];
-    cr_assert_eq(sft_copy_tokenizer_files(dir, fixture_path(tok, sizeof tok, "tokenizer"), &err), PT_OK, "%s", err.msg);
-    model_free(&m);
+    test_save_policy(dir, &c, 3);
     model_config_free(&c);
 }
 
 static void world_init(err_world *w) {
-    snprintf(w->dir, sizeof w->dir, "/tmp/pt-sft-err-XXXXXX");
-    cr_assert(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    test_tmpdir(w->dir, sizeof w->dir, "sft-err");
     snprintf(w->model, sizeof w->model, "%s/model", w->dir);
     snprintf(w->small_vocab, sizeof w->small_vocab, "%s/small-vocab", w->dir);
-    char tok[1024];
-    tokenizer *t = NULL;
-    pt_error err = {0};
-    cr_assert_eq(tokenizer_load(&t, fixture_path(tok, sizeof tok, "tokenizer"), &err), PT_OK, "%s", err.msg);
-    int n_ids = (int)tokenizer_n_ids(t);
-    tokenizer_free(t);
-    write_model(w->model, n_ids, 64);
+    write_model(w->model, test_fixture_vocab_size(), 64);
     write_model(w->small_vocab, 100, 64);
     fixture_path(w->data, sizeof w->data, "datasets/sft_small.jsonl");
 }
 
-static void world_free(err_world *w) { nftw(w->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void world_free(err_world *w) { test_rmtree(w->dir); }
 
 /* The valid base config for run folder `out`, then `extra` (JSON members, may be "") on top. */
 static pt_status run_with(pt_error *err, const err_world *w, const char *out, const char *extra) {

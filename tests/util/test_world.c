@@ -1,0 +1,52 @@
+/* test_world.c — see test_world.h. */
+#include "tests/util/test_world.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/checkpoint.h"
+#include "sft/sft_files.h"
+#include "tests/util/check.h"
+
+void test_tmpdir(char *out, size_t cap, const char *tag) {
+    int n = snprintf(out, cap, "/tmp/pt-%s-XXXXXX", tag);
+    cr_assert(n > 0 && (size_t)n < cap, "test_tmpdir: buffer of %zu bytes is too small for tag '%s'", cap, tag);
+    cr_assert(mkdtemp(out), "mkdtemp: %s", strerror(errno));
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void test_rmtree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+tokenizer *test_fixture_tokenizer(void) {
+    char dir[1024];
+    tokenizer *tok = NULL;
+    pt_error err = {0};
+    cr_assert_eq(tokenizer_load(&tok, fixture_path(dir, sizeof dir, "tokenizer"), &err), PT_OK, "%s", err.msg);
+    return tok;
+}
+
+int test_fixture_vocab_size(void) {
+    tokenizer *tok = test_fixture_tokenizer();
+    int n = (int)tokenizer_n_ids(tok);
+    tokenizer_free(tok);
+    return n;
+}
+
+void test_save_policy(const char *dir, const model_config *c, uint64_t seed) {
+    char tok_dir[1024];
+    fixture_path(tok_dir, sizeof tok_dir, "tokenizer");
+    policy_model m;
+    pt_error err = {0};
+    cr_assert_eq(model_init(&m, c, seed, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(model_save(&m, dir, 0, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(sft_copy_tokenizer_files(dir, tok_dir, &err), PT_OK, "%s", err.msg);
+    model_free(&m);
+}

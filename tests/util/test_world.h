@@ -1,0 +1,25 @@
+/* test_world.h — the set-up that tests with a model on disk share: a scratch folder under /tmp,
+ * the fixture tokenizer (tests/fixtures/tokenizer) and a model folder that uses it. Each helper
+ * fails the calling Criterion test on error, so call sites need no checks of their own. */
+#ifndef POSTTRAIN_TESTS_TEST_WORLD_H
+#define POSTTRAIN_TESTS_TEST_WORLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "model/tokenizer.h"
+
+/* Creates a fresh folder /tmp/pt-<tag>-XXXXXX and writes its path to out (cap bytes). */
+void test_tmpdir(char *out, size_t cap, const char *tag);
+/* Removes dir and everything below it (best effort: a missing folder is fine). */
+void test_rmtree(const char *dir);
+/* The fixture tokenizer, loaded; tokenizer_free() it. */
+tokenizer *test_fixture_tokenizer(void);
+/* The fixture tokenizer's vocabulary size (tokenizer_n_ids: the embedding rows a model needs). */
+int test_fixture_vocab_size(void);
+/* Writes a policy model folder dir: the model of config c initialised from seed (model_init), saved
+ * unsharded (model_save), plus the fixture tokenizer's files. The caller keeps c. */
+void test_save_policy(const char *dir, const model_config *c, uint64_t seed);
+
+#endif
