@@ -60,9 +60,14 @@ fi
 step "3/7 model: $CFG/tiny-moe.json with that tokenizer"
 "$PT" init --config $CFG/tiny-moe.json --tokenizer "$RUN/tokenizer" --out "$RUN/model" --seed "$SEED"
 
+# Each stage's model is evaluated on the held-out problems twice: greedy, and as DeepSeek-R1
+# reports pass@1 (4 samples per problem at temperature 0.6, top-p 0.95, averaged).
 evaluate() { # evaluate STAGE MODEL_DIR
   "$PT" eval --model "$2" --data "$DATA/eval.jsonl" --rewards "$RUN/rewards.json" --max_completion_length 128 \
     --output "$RUN/eval-$1.jsonl" | tee "$RUN/eval-$1.txt"
+  "$PT" eval --model "$2" --data "$DATA/eval.jsonl" --rewards "$RUN/rewards.json" --max_completion_length 128 \
+    --num_samples 4 --temperature 0.6 --top_p 0.95 --seed "$SEED" \
+    --output "$RUN/eval-$1-sampled.jsonl" | tee "$RUN/eval-$1-sampled.txt"
 }
 
 step "4/7 SFT on the worked solutions: $CFG/sft-demo.json"
@@ -87,8 +92,11 @@ step "7/7 report: $RUN/report.html"
 "$PT" report "$RUN/grpo" -o "$RUN/report.html"
 
 acc() { sed -n 's/^| accuracy *| *\([0-9.]*\)% |$/\1/p' "$RUN/eval-$1.txt"; }
-step "done in ${SECONDS} s — held-out accuracy (greedy, $(wc -l <"$DATA/eval.jsonl") problems, seed $SEED)"
-printf '| stage                | accuracy |\n|----------------------|---------:|\n'
-printf '| after SFT            | %7s%% |\n| after rejection + SFT| %7s%% |\n| after GRPO           | %7s%% |\n' \
-  "$(acc sft)" "$(acc rs)" "$(acc grpo)"
+step "done in ${SECONDS} s — held-out accuracy ($(wc -l <"$DATA/eval.jsonl") problems, seed $SEED)"
+printf '| stage                 |  greedy | pass@1 (T 0.6, 4 samples) |\n'
+printf '|-----------------------|--------:|--------------------------:|\n'
+for s in sft rs grpo; do
+  case $s in sft) name="after SFT" ;; rs) name="after rejection + SFT" ;; grpo) name="after GRPO" ;; esac
+  printf '| %-21s | %6s%% | %24s%% |\n' "$name" "$(acc $s)" "$(acc $s-sampled)"
+done
 echo "run folder: $RUN (sft/, rs/, sft-rs/, grpo/ with run.db each; report.html)"
