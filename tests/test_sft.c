@@ -57,32 +57,9 @@ typedef struct sft_world {
 } sft_world;
 
 static void tiny_config(model_config *c, int vocab) {
-    model_config_init(c);
-    c->vocab_size = vocab;
-    c->hidden_size = 32;
-    c->intermediate_size = 64;
-    c->moe_intermediate_size = 16;
-    c->num_hidden_layers = 2;
-    c->num_attention_heads = 2;
-    c->num_key_value_heads = 2;
-    c->n_shared_experts = 1;
-    c->n_routed_experts = 4;
-    c->routed_scaling_factor = 1.0;
-    c->kv_lora_rank = 16;
-    c->q_lora_rank = 0;
-    c->qk_rope_head_dim = 8;
-    c->qk_nope_head_dim = 8;
-    c->v_head_dim = 8;
-    c->n_group = 1;
-    c->topk_group = 1;
-    c->num_experts_per_tok = 2;
-    c->first_k_dense_replace = 1;
-    c->norm_topk_prob = true;
+    test_small_policy_config(c, vocab);
     c->max_position_embeddings = 256;
     c->initializer_range = 0.05;
-    c->bos_token_id = 0;
-    c->eos_token_ids[0] = 1;
-    c->n_eos_token_ids = 1;
     c->num_nextn_predict_layers = 1;
     c->posttrain_bias_update_speed = 0.01;
     c->posttrain_seq_aux_alpha = 0.01;

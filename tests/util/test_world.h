@@ -21,5 +21,9 @@ int test_fixture_vocab_size(void);
 /* Writes a policy model folder dir: the model of config c initialised from seed (model_init), saved
  * unsharded (model_save), plus the fixture tokenizer's files. The caller keeps c. */
 void test_save_policy(const char *dir, const model_config *c, uint64_t seed);
+/* The small policy most trainer tests use: hidden 32, 2 layers (one dense, one MoE with 4 routed
+ * experts, top-2, and 1 shared), MLA with kv_lora 16 and no q_lora, max 128 positions,
+ * initializer_range 0.3, BOS 0, EOS 1, no MTP module. Call sites override what they need. */
+void test_small_policy_config(model_config *c, int vocab);
 
 #endif
