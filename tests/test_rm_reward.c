@@ -43,31 +43,10 @@ typedef struct rm_world {
 } rm_world;
 
 static void small_config(model_config *c) {
-    model_config_init(c);
-    c->vocab_size = 2048;
-    c->hidden_size = 32;
+    test_small_policy_config(c, 2048);
     c->intermediate_size = 48;
-    c->moe_intermediate_size = 16;
-    c->num_hidden_layers = 2;
-    c->num_attention_heads = 2;
-    c->num_key_value_heads = 2;
-    c->n_shared_experts = 1;
-    c->n_routed_experts = 4;
-    c->routed_scaling_factor = 1.0;
-    c->kv_lora_rank = 16;
-    c->q_lora_rank = 0;
-    c->qk_rope_head_dim = 8;
-    c->qk_nope_head_dim = 8;
-    c->v_head_dim = 8;
-    c->n_group = 1;
-    c->topk_group = 1;
-    c->num_experts_per_tok = 2;
-    c->first_k_dense_replace = 1;
     c->max_position_embeddings = 256;
     c->initializer_range = 0.2;
-    c->bos_token_id = 0;
-    c->eos_token_ids[0] = 1;
-    c->n_eos_token_ids = 1;
 }
 
 /* A random reward model folder and a policy folder (no head), both with the fixture tokenizer. No

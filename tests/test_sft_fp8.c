@@ -31,36 +31,11 @@
 #include "sft/sft_config.h"
 #include "sft/sft_fp8_gap.h"
 #include "tests/util/check.h"
+#include "tests/util/test_world.h"
 
 static void small_config(model_config *c) {
-    model_config_init(c);
-    c->vocab_size = 320;
-    c->hidden_size = 128;
-    c->intermediate_size = 256;
-    c->moe_intermediate_size = 64;
-    c->num_hidden_layers = 2;
-    c->num_attention_heads = 2;
-    c->num_key_value_heads = 2;
-    c->n_shared_experts = 1;
-    c->n_routed_experts = 4;
-    c->routed_scaling_factor = 1.0;
-    c->kv_lora_rank = 32;
-    c->q_lora_rank = 64;
-    c->qk_rope_head_dim = 16;
-    c->qk_nope_head_dim = 16;
-    c->v_head_dim = 16;
-    c->n_group = 1;
-    c->topk_group = 1;
-    c->num_experts_per_tok = 2;
-    c->first_k_dense_replace = 1;
-    c->norm_topk_prob = true;
-    c->max_position_embeddings = 256;
-    c->initializer_range = 0.05;
-    c->bos_token_id = 0;
-    c->eos_token_ids[0] = 1;
-    c->n_eos_token_ids = 1;
+    test_fp8_policy_config(c);
     c->num_nextn_predict_layers = 1;
-    c->posttrain_bias_update_speed = 0.001;
     c->posttrain_seq_aux_alpha = 0.0001;
     c->posttrain_mtp_loss_weight = 0.3;
 }

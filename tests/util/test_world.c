@@ -80,3 +80,18 @@ void test_small_policy_config(model_config *c, int vocab) {
     c->n_eos_token_ids = 1;
     c->num_nextn_predict_layers = 0;
 }
+
+void test_fp8_policy_config(model_config *c) {
+    test_small_policy_config(c, 320);
+    c->hidden_size = 128;
+    c->intermediate_size = 256;
+    c->moe_intermediate_size = 64;
+    c->kv_lora_rank = 32;
+    c->q_lora_rank = 64;
+    c->qk_rope_head_dim = 16;
+    c->qk_nope_head_dim = 16;
+    c->v_head_dim = 16;
+    c->max_position_embeddings = 256;
+    c->initializer_range = 0.05;
+    c->posttrain_bias_update_speed = 0.001;
+}

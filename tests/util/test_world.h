@@ -25,5 +25,9 @@ void test_save_policy(const char *dir, const model_config *c, uint64_t seed);
  * experts, top-2, and 1 shared), MLA with kv_lora 16 and no q_lora, max 128 positions,
  * initializer_range 0.3, BOS 0, EOS 1, no MTP module. Call sites override what they need. */
 void test_small_policy_config(model_config *c, int vocab);
+/* The FP8 tests' policy: test_small_policy_config widened so that 128×128 weight blocks and
+ * 1×128 tiles are exercised (vocab 320, hidden 128, intermediate 256, experts 64, q_lora 64,
+ * kv_lora 32, head dims 16), max 256 positions, initializer_range 0.05, router bias speed 0.001. */
+void test_fp8_policy_config(model_config *c);
 
 #endif
