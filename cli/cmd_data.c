@@ -29,8 +29,9 @@ static const config_key MAKE_KEYS[] = {
      "countdown 1..4 (3..6 numbers), arithmetic 1..5 (operands and digits), instructions 1..3; default 2"},
     {"max_number", CONFIG_INT, "100", "countdown: the numbers are drawn from 1..max_number"},
     {"trace", CONFIG_STRING, "\"direct\"",
-     "countdown's worked solution: direct (the combinations that reach the target) or search (0-3 random "
-     "combinations checked and rejected first, then the one that reaches it)"},
+     "countdown's worked solution: direct (the combinations that reach the target), search (0-3 random "
+     "combinations checked and rejected first, then the one that reaches it: \"a + b = v, v * c = w, no.\") "
+     "or check (the search, each attempt naming the target before its verdict: \"..., v * c = w, need T, no.\")"},
     {"prompt_style", CONFIG_STRING, "\"tinyzero\"",
      "countdown: tinyzero (the task's instructions in full) or short (\"Using the numbers [a, b, c], make T.\")"},
 };
@@ -117,8 +118,8 @@ static int data_make(int argc, char **argv) {
         fprintf(stderr, "posttrain data make: --max_number, --prompt_style and --trace apply to countdown only\n");
         goto done;
     }
-    if (strcmp(trace, "direct") != 0 && strcmp(trace, "search") != 0) {
-        fprintf(stderr, "posttrain data make: --trace '%s': expected direct or search\n", trace);
+    if (strcmp(trace, "direct") != 0 && strcmp(trace, "search") != 0 && strcmp(trace, "check") != 0) {
+        fprintf(stderr, "posttrain data make: --trace '%s': expected direct, search or check\n", trace);
         goto done;
     }
     if (strcmp(style, "tinyzero") != 0 && strcmp(style, "short") != 0) {
@@ -132,7 +133,8 @@ static int data_make(int argc, char **argv) {
                         .eval_n = (size_t)eval_n,
                         .max_number = kind == TASK_COUNTDOWN ? (int)config_int(&cfg, "max_number") : 0,
                         .short_prompt = strcmp(style, "short") == 0,
-                        .search_trace = strcmp(trace, "search") == 0};
+                        .search_trace = strcmp(trace, "direct") != 0,
+                        .name_target = strcmp(trace, "check") == 0};
     if (task_write_jsonl(&o, out, eval_out, &err) != PT_OK) {
         rc = cli_fail("data make", &err);
         goto done;

@@ -16,7 +16,9 @@
  * The search trace (search_trace) instead lists, one line each, up to CD_SEARCH_MISSES distinct
  * random combinations of all the numbers that miss the target ("a op b = v, v op c = w, no.")
  * and then the reference solution ("..., yes."); a random combination that reaches the target
- * ends the search and is the answer.
+ * ends the search and is the answer. With name_target each attempt names the target before its
+ * verdict ("a op b = v, v op c = w, need T, no."), so the verdict compares two numbers on the same
+ * line instead of the line's value with the target stated at the top of the reasoning.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -98,16 +100,19 @@ static int draw_tree(cd_node *nodes, rng *r, int k, int max_number) {
     return root;
 }
 
-/* One attempt of a search trace: "a op b = v, v op c = w, no." (or "yes."). */
-static void print_attempt(task_text *t, const cd_node *nodes, int k, int root, bool hit) {
+/* One attempt of a search trace: "a op b = v, v op c = w, no." (or "yes."); with name_target,
+ * "..., need T, no.". */
+static void print_attempt(task_text *t, const cd_node *nodes, int k, int root, bool hit, bool name_target,
+                          int64_t target) {
     for (int i = k; i <= root; i++)
         task_text_printf(t, "%s%lld %c %lld = %lld", i > k ? ", " : "", (long long)nodes[nodes[i].left].value,
                          nodes[i].op, (long long)nodes[nodes[i].right].value, (long long)nodes[i].value);
+    if (name_target) task_text_printf(t, ", need %lld", (long long)target);
     task_text_printf(t, hit ? ", yes.\n" : ", no.\n");
 }
 
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  bool search, pt_error *err) {
+                                  bool search, bool name_target, pt_error *err) {
     out->record = NULL;
     out->key = NULL;
     const int k = difficulty + 2;
@@ -146,7 +151,7 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int
             if (a_root < 0) continue;
             hit = att[a_root].value == target;
             tried[m].len = 0, tried[m].overflow = false, tried[m].buf[0] = '\0';
-            print_attempt(&tried[m], att, k, a_root, hit);
+            print_attempt(&tried[m], att, k, a_root, hit, name_target, target);
             bool again = false; /* the same attempt twice teaches nothing */
             for (int q = 0; q < m && !again; q++) again = strcmp(tried[q].buf, tried[m].buf) == 0;
             if (again) {
@@ -161,7 +166,7 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int
             }
             m++;
         }
-        if (!hit) print_attempt(&completion, nodes, k, root, true);
+        if (!hit) print_attempt(&completion, nodes, k, root, true, name_target, target);
         task_text_printf(&completion, "</think>\n<answer>%s</answer>", expr.buf);
     } else {
         for (int i = k; i <= root; i++)

@@ -79,6 +79,8 @@ pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uin
     if (max_number == TASK_COUNTDOWN_MAX_NUMBER) max_number = 0; /* the default: the same stream as before */
     if (max_number && (kind != TASK_COUNTDOWN || max_number < 2 || max_number > 100000))
         PT_FAIL(err, PT_ERR_CONFIG, "max_number %d: only countdown takes it, in 2..100000", max_number);
+    if (opts->name_target && !opts->search_trace)
+        PT_FAIL(err, PT_ERR_CONFIG, "naming the target in each attempt needs the search trace");
     if ((opts->short_prompt || opts->search_trace) && kind != TASK_COUNTDOWN)
         PT_FAIL(err, PT_ERR_CONFIG, "the short prompt style and the search trace are countdown's only");
     /* a non-default number range is its own family of problems: its own streams */
@@ -88,7 +90,7 @@ pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uin
     switch (kind) {
     case TASK_COUNTDOWN:
         return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER,
-                                       opts->short_prompt, opts->search_trace, err);
+                                       opts->short_prompt, opts->search_trace, opts->name_target, err);
     case TASK_ARITHMETIC: return task_arithmetic_generate(out, &r, difficulty, err);
     case TASK_INSTRUCTIONS: return task_instructions_generate(out, &r, difficulty, err);
     }

@@ -85,7 +85,7 @@ typedef struct task_text {
 void task_text_printf(task_text *t, const char *fmt, ...) PT_PRINTF(2, 3);
 
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  bool search, pt_error *err);
+                                  bool search, bool name_target, pt_error *err);
 pt_status task_arithmetic_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 pt_status task_instructions_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 
@@ -98,6 +98,8 @@ typedef struct task_make_opts {
                           prompt with its instructions (the completion is the same) */
     bool search_trace; /* countdown: the reasoning tries 0-3 random combinations that miss ("a + b
                           = v, v * c = w, no.") before the one that reaches the target ("... yes.") */
+    bool name_target;  /* countdown search trace: each attempt names the target before its verdict
+                          ("a + b = v, v * c = w, need T, no.") */
     size_t n;       /* train examples */
     size_t eval_n;  /* held-out examples */
 } task_make_opts;

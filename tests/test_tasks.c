@@ -428,6 +428,7 @@ typedef struct countdown_variant {
     int max_number;
     bool short_prompt;
     bool search; /* the think block is a search trace (checked by check_search) */
+    bool name_target; /* ... whose attempts name the target ("..., need T, no.") */
 } countdown_variant;
 
 static void check_countdown(const cJSON *rec, int d, void *ctx) {
@@ -484,6 +485,7 @@ Test(tasks, countdown_solutions_verify) { check_candidates(TASK_COUNTDOWN, 250, 
  * last line says yes and ends at the target, attempts are distinct, and the answer is a solution
  * (check_countdown on the record). */
 static void check_search(const cJSON *rec, int d, void *ctx) {
+    const countdown_variant *var = ctx;
     check_countdown(rec, d, ctx);
     const long long tgt = (long long)cJSON_GetObjectItemCaseSensitive(rec, "target")->valuedouble;
     char *think, *answer;
@@ -500,6 +502,12 @@ static void check_search(const cJSON *rec, int d, void *ctx) {
         cr_assert(yes || strstr(tries[i], ", no."), "attempt without a verdict: %s", tries[i]);
         char *verdict = strrchr(tries[i], ',');
         *verdict = 0;
+        if (var->name_target) { /* "..., need T, no." */
+            char *need = strrchr(tries[i], ',');
+            cr_assert(need && strncmp(need, ", need ", 7) == 0, "attempt without the target named: %s", think);
+            cr_assert_eq(atoll(need + 7), tgt, "attempt names %s, not the target %lld", need + 2, tgt);
+            *need = 0;
+        }
         long long last = 0;
         for (char *eq = strtok(tries[i], ","); eq; eq = strtok(NULL, ",")) {
             char *rhs = strchr(eq, '=');
@@ -528,12 +536,28 @@ Test(tasks, countdown_search_trace) {
             task_example a, b;
             pt_error err = {0};
             cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-            countdown_variant var = {10, true, true};
+            countdown_variant var = {10, true, true, false};
             check_search(a.record, d, &var);
             with_misses += strstr(get_str(a.record, "completion"), ", no.") != NULL;
+            /* naming the target changes each attempt by ", need T" and nothing else */
+            task_example c;
+            o.name_target = var.name_target = true;
+            cr_assert_eq(task_candidate_with(&c, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+            check_search(c.record, d, &var);
+            char need[32], *plain = strdup(get_str(c.record, "completion"));
+            snprintf(need, sizeof need, ", need %lld,", (long long)cJSON_GetObjectItemCaseSensitive(c.record, "target")->valuedouble);
+            for (char *at; (at = strstr(plain, need));) memmove(at + 1, at + strlen(need), strlen(at + strlen(need)) + 1);
+            cr_assert_str_eq(plain, get_str(a.record, "completion"));
+            cr_assert_str_eq(a.key, c.key);
+            free(plain);
+            task_example_free(&c);
+            o.name_target = false;
             o.search_trace = false;
             cr_assert_eq(task_candidate_with(&b, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
             cr_assert_str_eq(a.key, b.key, "the search trace must not change the problem");
+            o.name_target = true;
+            cr_assert_neq(task_candidate_with(&c, &o, (uint64_t)j, &err), PT_OK, "naming the target needs the search trace");
+            cr_assert_null(c.record);
             task_example_free(&a), task_example_free(&b);
         }
     cr_assert(with_misses > 300, "too few traces with a rejected attempt (%d of 600)", with_misses);
@@ -548,7 +572,7 @@ Test(tasks, countdown_variants) {
             task_example a, b, c, e;
             pt_error err = {0};
             cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-            countdown_variant var = {20, true, false};
+            countdown_variant var = {20, true, false, false};
             check_countdown(a.record, d, &var);
             o.short_prompt = false;
             cr_assert_eq(task_candidate_with(&b, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
