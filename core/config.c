@@ -1120,6 +1120,28 @@ pt_status config_to_json(char **json, uint64_t *hash, const config *cfg, pt_erro
     return PT_OK;
 }
 
+pt_status config_hash_except(uint64_t *hash, const config *cfg, const char *const *skip, size_t n_skip,
+                             const char *const *skip_at_default, size_t n_skip_at_default, pt_error *err) {
+    /* Through the printed JSON and back, as the hash was first defined: checkpoints store it. */
+    char *json = NULL;
+    PT_TRY(config_to_json(&json, NULL, cfg, err));
+    cJSON *root = cJSON_Parse(json);
+    free(json);
+    PT_CHECK_ALLOC(root, err, 0);
+    for (size_t i = 0; i < n_skip; i++) cJSON_DeleteItemFromObjectCaseSensitive(root, skip[i]);
+    for (size_t i = 0; i < n_skip_at_default; i++) {
+        const struct config_entry *e = find_entry(cfg, skip_at_default[i]);
+        if (e && cJSON_Compare(entry_value(e), e->def, true))
+            cJSON_DeleteItemFromObjectCaseSensitive(root, skip_at_default[i]);
+    }
+    char *flat = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    PT_CHECK_ALLOC(flat, err, 0);
+    *hash = fnv1a64(flat);
+    cJSON_free(flat);
+    return PT_OK;
+}
+
 /* ---- help ----------------------------------------------------------------------------------- */
 
 /* Writes text word-wrapped at `width` columns, each line indented by `indent` spaces. */

@@ -121,6 +121,13 @@ pt_status config_keyed(pt_status st, pt_error *err, const config *cfg, const cha
  * hash (see the file comment). Either output may be NULL. */
 pt_status config_to_json(char **json, uint64_t *hash, const config *cfg, pt_error *err);
 
+/* *hash = the hash of a run's config for checkpoints: FNV-1a 64 over the unformatted resolved
+ * config without the keys in skip (where files go, how often to log or save: keys that do not
+ * change what a step computes) and without the keys in skip_at_default while they hold their
+ * default value (keys added later, so that checkpoints written before them keep their hash). */
+pt_status config_hash_except(uint64_t *hash, const config *cfg, const char *const *skip, size_t n_skip,
+                             const char *const *skip_at_default, size_t n_skip_at_default, pt_error *err);
+
 /* Every key of every schema: `--key TYPE (default ...)` and its help text, wrapped. */
 void config_print_help(FILE *out, const config_schema *schemas, size_t n_schemas);
 

@@ -132,12 +132,6 @@ static const char *const UNHASHED[] = {"model",      "tokenizer",        "data",
                                        "eval_num_samples", "eval_temperature", "eval_accuracy_reward",
                                        "eval_correct_threshold", "save_dtype"};
 
-#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
-static uint64_t fnv1a64(uint64_t h, const void *bytes, size_t n) {
-    const unsigned char *p = bytes;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-    return h;
-}
 
 /* ---- options ------------------------------------------------------------------------------ */
 
@@ -157,24 +151,13 @@ typedef struct grpo_options {
     uint64_t config_hash; /* the math keys; the rewards file is folded in once read */
 } grpo_options;
 
+/* Keys added after the first release count only when not at their default: older checkpoints
+ * keep their hash (and resume). */
+static const char *const HASHED_UNLESS_DEFAULT[] = {"adam_moments"};
+
 static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
-    char *json = NULL;
-    PT_TRY(config_to_json(&json, NULL, cfg, err));
-    cJSON *root = cJSON_Parse(json);
-    free(json);
-    PT_CHECK_ALLOC(root, err, 0);
-    for (size_t i = 0; i < sizeof UNHASHED / sizeof UNHASHED[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(root, UNHASHED[i]);
-    /* adam_moments counts only when it is not the default, so checkpoints written before the key
-     * existed keep their hash (and resume). */
-    const cJSON *moments = cJSON_GetObjectItemCaseSensitive(root, "adam_moments");
-    if (cJSON_IsString(moments) && strcmp(moments->valuestring, "fp32") == 0)
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "adam_moments");
-    char *flat = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    PT_CHECK_ALLOC(flat, err, 0);
-    *hash = fnv1a64(FNV_OFFSET, flat, strlen(flat));
-    free(flat);
-    return PT_OK;
+    return config_hash_except(hash, cfg, UNHASHED, sizeof UNHASHED / sizeof UNHASHED[0], HASHED_UNLESS_DEFAULT,
+                              sizeof HASHED_UNLESS_DEFAULT / sizeof HASHED_UNLESS_DEFAULT[0], err);
 }
 
 static pt_status options_from_config(grpo_options *o, const config *cfg, pt_error *err) {

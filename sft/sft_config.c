@@ -105,24 +105,13 @@ uint64_t sft_fnv1a64(uint64_t h, const void *bytes, size_t n) {
     return h;
 }
 
+/* Keys added after the first release count only when not at their default: older checkpoints
+ * keep their hash (and resume). */
+static const char *const HASHED_UNLESS_DEFAULT[] = {"adam_moments"};
+
 static pt_status hash_config(uint64_t *hash, const config *cfg, pt_error *err) {
-    char *json = NULL;
-    PT_TRY(config_to_json(&json, NULL, cfg, err));
-    cJSON *root = cJSON_Parse(json);
-    free(json);
-    PT_CHECK_ALLOC(root, err, 0);
-    for (size_t i = 0; i < sizeof UNHASHED / sizeof UNHASHED[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(root, UNHASHED[i]);
-    /* adam_moments counts only when it is not the default, so checkpoints written before the key
-     * existed keep their hash (and resume). */
-    const cJSON *moments = cJSON_GetObjectItemCaseSensitive(root, "adam_moments");
-    if (cJSON_IsString(moments) && strcmp(moments->valuestring, "fp32") == 0)
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "adam_moments");
-    char *flat = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    PT_CHECK_ALLOC(flat, err, 0);
-    *hash = sft_fnv1a64(SFT_FNV_OFFSET, flat, strlen(flat));
-    free(flat);
-    return PT_OK;
+    return config_hash_except(hash, cfg, UNHASHED, sizeof UNHASHED / sizeof UNHASHED[0], HASHED_UNLESS_DEFAULT,
+                              sizeof HASHED_UNLESS_DEFAULT / sizeof HASHED_UNLESS_DEFAULT[0], err);
 }
 
 pt_status sft_options_from_config(sft_options *o, const config *cfg, pt_error *err) {

@@ -518,6 +518,34 @@ Test(config, hash_is_fnv1a_of_the_canonical_text) {
     config_free(&cfg);
 }
 
+/* A run's checkpoint hash: the canonical text without the skipped keys, and without the
+ * skipped-at-default keys while they hold their default (given explicitly or not). */
+Test(config, hash_except_leaves_out_keys) {
+    static const config_key small[] = {
+        {"steps", CONFIG_INT, "3", ""},
+        {"out", CONFIG_STRING, "\"runs/x\"", ""},
+        {"moments", CONFIG_STRING, "\"fp32\"", ""},
+        {"lr", CONFIG_FLOAT, "0.5", ""},
+    };
+    const char *skip[] = {"out"}, *at_default[] = {"moments"};
+    config cfg;
+    config_schema s = CONFIG_SCHEMA(small);
+    pt_error err = {0};
+    cr_assert_eq(config_init(&cfg, &s, 1, &err), PT_OK, "%s", err.msg);
+    uint64_t h;
+    cr_assert_eq(config_hash_except(&h, &cfg, skip, 1, at_default, 1, &err), PT_OK);
+    cr_assert_eq(h, ref_fnv1a64("{\"steps\":3,\"lr\":0.5}"));
+    char *same[] = {"--moments", "fp32", "--out", "elsewhere"};
+    cr_assert_eq(config_apply_args(&cfg, 4, same, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(config_hash_except(&h, &cfg, skip, 1, at_default, 1, &err), PT_OK);
+    cr_assert_eq(h, ref_fnv1a64("{\"steps\":3,\"lr\":0.5}"));
+    char *other[] = {"--moments", "bf16", "--steps", "800"};
+    cr_assert_eq(config_apply_args(&cfg, 4, other, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(config_hash_except(&h, &cfg, skip, 1, at_default, 1, &err), PT_OK);
+    cr_assert_eq(h, ref_fnv1a64("{\"steps\":800,\"moments\":\"bf16\",\"lr\":0.5}"));
+    config_free(&cfg);
+}
+
 Test(config, help_lists_every_key) {
     config_schema s[2] = {CONFIG_SCHEMA(COMMON), CONFIG_SCHEMA(GRPO)};
     char *buf = NULL;
