@@ -259,22 +259,9 @@ static bool stop_after_3(void *ctx, const grpo_step_stats *s) {
     return s->step < 3;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    cr_assert(b && fread(b, 1, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static bool same_file(const char *a, const char *b) {
     size_t na, nb;
-    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    unsigned char *x = test_slurp(a, &na), *y = test_slurp(b, &nb);
     bool same = na == nb && memcmp(x, y, na) == 0;
     free(x), free(y);
     return same;

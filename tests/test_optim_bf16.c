@@ -283,20 +283,6 @@ static pt_status run_json(sft_result *res, const char *json, pt_error *err) {
     return st;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    unsigned char *b = malloc(size > 0 ? (size_t)size : 1);
-    cr_assert(b);
-    cr_assert_eq(fread(b, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return b;
-}
-
 static void read_series(run_metric_series *s, const char *run_dir, const char *name) {
     char db[1024];
     snprintf(db, sizeof db, "%s/%s", run_dir, RUN_STORE_FILE);
@@ -350,13 +336,13 @@ Test(optim_bf16, sft_run_learns_and_resumes_bit_identically, .timeout = 120) {
     snprintf(a, sizeof a, "%s/checkpoints/step-6/" TRAIN_STATE_FILE, ref);
     snprintf(b, sizeof b, "%s/checkpoints/step-6/" TRAIN_STATE_FILE, run);
     size_t na, nb;
-    unsigned char *sa = slurp(a, &na), *sb = slurp(b, &nb);
+    unsigned char *sa = test_slurp(a, &na), *sb = test_slurp(b, &nb);
     cr_assert(na == nb && memcmp(sa, sb, na) == 0, "step-6 train_state.bin differs (%zu vs %zu bytes)", na, nb);
     cr_assert(memmem(sa, na, "ADBF", 4) && !memmem(sa, na, "ADAM", 4), "the checkpoint holds its moments as bf16 (ADBF)");
     free(sa), free(sb);
     snprintf(a, sizeof a, "%s/checkpoints/step-6/model.safetensors", ref);
     snprintf(b, sizeof b, "%s/checkpoints/step-6/model.safetensors", run);
-    sa = slurp(a, &na), sb = slurp(b, &nb);
+    sa = test_slurp(a, &na), sb = test_slurp(b, &nb);
     cr_assert(na == nb && memcmp(sa, sb, na) == 0, "step-6 weights differ");
     free(sa), free(sb);
 

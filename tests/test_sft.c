@@ -104,24 +104,10 @@ static pt_status run_json(sft_result *res, const char *json, const sft_hooks *ho
     return st;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "%s: %s", path, strerror(errno));
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long size = ftell(f);
-    cr_assert_gt(size, 0, "%s is empty", path);
-    rewind(f);
-    unsigned char *b = malloc((size_t)size);
-    cr_assert(b);
-    cr_assert_eq(fread(b, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return b;
-}
-
 static void expect_same_file(const char *a, const char *b) {
     size_t na, nb;
-    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    unsigned char *x = test_slurp(a, &na), *y = test_slurp(b, &nb);
+    cr_assert_gt(na, 0, "%s is empty", a);
     cr_assert_eq(na, nb, "%s and %s differ in size (%zu vs %zu bytes)", a, b, na, nb);
     size_t i = 0;
     while (i < na && x[i] == y[i]) i++;

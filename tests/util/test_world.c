@@ -12,6 +12,21 @@
 #include "sft/sft_files.h"
 #include "tests/util/check.h"
 
+unsigned char *test_slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    cr_assert_geq(size, 0, "%s: %s", path, strerror(errno));
+    rewind(f);
+    unsigned char *b = malloc(size > 0 ? (size_t)size : 1);
+    cr_assert(b);
+    cr_assert_eq(fread(b, 1, (size_t)size, f), (size_t)size, "%s: short read", path);
+    fclose(f);
+    *n = (size_t)size;
+    return b;
+}
+
 void test_tmpdir(char *out, size_t cap, const char *tag) {
     int n = snprintf(out, cap, "/tmp/pt-%s-XXXXXX", tag);
     cr_assert(n > 0 && (size_t)n < cap, "test_tmpdir: buffer of %zu bytes is too small for tag '%s'", cap, tag);

@@ -14,6 +14,8 @@
 void test_tmpdir(char *out, size_t cap, const char *tag);
 /* Removes dir and everything below it (best effort: a missing folder is fine). */
 void test_rmtree(const char *dir);
+/* The whole file at path (malloc'd, at least one byte allocated; free() it); *n = its size. */
+unsigned char *test_slurp(const char *path, size_t *n);
 /* The fixture tokenizer, loaded; tokenizer_free() it. */
 tokenizer *test_fixture_tokenizer(void);
 /* The fixture tokenizer's vocabulary size (tokenizer_n_ids: the embedding rows a model needs). */
