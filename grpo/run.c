@@ -13,12 +13,10 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/progress.h"
@@ -33,6 +31,7 @@
 #include "rollout/engine.h"
 #include "rewards/reward_file.h"
 #include "sft/model_export.h"
+#include "sft/run_dir.h"
 #include "sft/sft_files.h"
 
 #define RUN_PATH 4096
@@ -358,7 +357,7 @@ typedef struct grpo_ctx {
     int64_t start_step;
     char ckpt_dir[RUN_PATH];  /* resumed from ("" for a fresh start) */
     char last_ckpt[RUN_PATH]; /* newest checkpoint known to be complete */
-    bool out_exists, existing_run;
+    run_dir dir;              /* the --out folder: what was there, what this run made */
     run_store *rs;
     char **reward_names;      /* (rewards.n) borrowed from the reward set */
 } grpo_ctx;
@@ -372,53 +371,7 @@ static void say(const grpo_ctx *c, log_level level, const char *fmt, ...) {
     va_end(ap);
 }
 
-static pt_status check_out(grpo_ctx *c, pt_error *err) {
-    const char *out = c->o.out_dir;
-    struct stat sb;
-    if (stat(out, &sb) == 0) {
-        if (!S_ISDIR(sb.st_mode)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' exists and is not a folder", out);
-        if (access(out, W_OK) != 0) PT_FAIL(err, PT_ERR_IO, "--out '%s' is not writable: %s", out, strerror(errno));
-        c->out_exists = true;
-        static const char *const MARKS[] = {RUN_STORE_FILE, "checkpoints", "final"};
-        for (size_t i = 0; i < sizeof MARKS / sizeof MARKS[0]; i++) {
-            char p[RUN_PATH];
-            PT_TRY(sft_path_join(p, sizeof p, out, MARKS[i], err));
-            if (sft_path_exists(p)) c->existing_run = true;
-        }
-        return PT_OK;
-    }
-    if (errno != ENOENT) PT_FAIL(err, PT_ERR_IO, "--out '%s': %s", out, strerror(errno));
-    char tmp[RUN_PATH];
-    snprintf(tmp, sizeof tmp, "%s", out);
-    const char *parent = dirname(tmp);
-    if (!sft_is_dir(parent)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s': its parent folder '%s' does not exist", out, parent);
-    if (access(parent, W_OK) != 0) PT_FAIL(err, PT_ERR_IO, "--out '%s' cannot be created: '%s' is not writable", out, parent);
-    return PT_OK;
-}
 
-static pt_status resolve_resume(grpo_ctx *c, pt_error *err) {
-    const char *r = c->o.resume, *out = c->o.out_dir;
-    if (!r) {
-        if (c->existing_run)
-            PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' already holds a run (run.db, checkpoints/ or final/): continue it "
-                    "with --resume auto, or choose a new --out", out);
-        return PT_OK;
-    }
-    if (strcmp(r, "auto") == 0) {
-        if (!c->out_exists) return PT_OK;
-        ckpt_scan scan;
-        PT_TRY(train_state_find_latest(&scan, out, err));
-        for (int i = 0; i < scan.n_skipped; i++)
-            say(c, LOG_LEVEL_WARN, "resume auto: passing over %s: %s", scan.skipped[i].path, scan.skipped[i].reason);
-        if (scan.found) snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s", scan.dir);
-        else say(c, LOG_LEVEL_INFO, "resume auto: no complete checkpoint under %s/checkpoints, starting from step 0", out);
-        ckpt_scan_free(&scan);
-        return PT_OK;
-    }
-    if (train_state_verify(NULL, r, err) != PT_OK) return error_prefix(err, "--resume '%s' is not a complete checkpoint", r);
-    snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s", r);
-    return PT_OK;
-}
 
 /* Reads the rewards file, builds the set and folds the file's bytes into the config hash. */
 static pt_status load_rewards(grpo_ctx *c, pt_error *err) {
@@ -507,8 +460,8 @@ static pt_status prepare(grpo_ctx *c, pt_error *err) {
         PT_FAIL(err, PT_ERR_IO, "--model '%s' is not a folder (it should hold config.json, model.safetensors and "
                 "tokenizer.json)", c->o.model_dir);
     if (!sft_path_exists(c->o.rewards_path)) PT_FAIL(err, PT_ERR_IO, "--rewards '%s' does not exist", c->o.rewards_path);
-    PT_TRY(check_out(c, err));
-    PT_TRY(resolve_resume(c, err));
+    PT_TRY(run_dir_check(&c->dir, c->o.out_dir, err));
+    PT_TRY(run_dir_resolve_resume(c->ckpt_dir, sizeof c->ckpt_dir, &c->dir, c->o.resume, c->io ? c->io->log : NULL, err));
     PT_TRY(load_rewards(c, err));
     if (tokenizer_load(&c->tok, c->o.tokenizer_path, err) != PT_OK)
         return error_prefix(err, "%s '%s'", c->o.tokenizer_path == c->o.model_dir ? "--model" : "--tokenizer",
@@ -749,39 +702,9 @@ static void restore_num_tokens(grpo_ctx *c) {
     run_metric_series_free(&s);
 }
 
-static void undo_start(const grpo_ctx *c, bool created_dir, bool created_db) {
-    static const char *const DB[] = {RUN_STORE_FILE, RUN_STORE_FILE "-wal", RUN_STORE_FILE "-shm",
-                                     RUN_STORE_FILE "-journal"};
-    char p[RUN_PATH];
-    if (!created_db) return;
-    pt_error ignored = {0};
-    for (size_t i = 0; i < sizeof DB / sizeof DB[0]; i++)
-        if (sft_path_join(p, sizeof p, c->o.out_dir, DB[i], &ignored) == PT_OK) unlink(p);
-    if (created_dir) rmdir(c->o.out_dir);
-}
 
 static pt_status execute(grpo_result *res, grpo_ctx *c, const config *cfg, pt_error *err) {
-    bool created_dir = false, created_db = false;
-    char db[RUN_PATH];
-    PT_TRY(sft_path_join(db, sizeof db, c->o.out_dir, RUN_STORE_FILE, err));
-    if (!c->out_exists) {
-        if (mkdir(c->o.out_dir, 0755) != 0) PT_FAIL(err, PT_ERR_IO, "cannot create --out '%s': %s", c->o.out_dir, strerror(errno));
-        created_dir = true;
-    }
-    created_db = !sft_path_exists(db);
-    char *json = NULL;
-    uint64_t full_hash = 0;
-    pt_status st = run_store_open(&c->rs, c->o.out_dir, 0, err);
-    if (st == PT_OK) st = config_to_json(&json, &full_hash, cfg, err);
-    if (st == PT_OK) st = run_store_log_run(c->rs, "grpo", json, full_hash, err);
-    free(json);
-    if (st == PT_OK) st = run_store_discard_after(c->rs, c->start_step > 0 ? c->start_step : -1, err);
-    if (st != PT_OK) {
-        run_store_close(c->rs);
-        c->rs = NULL;
-        undo_start(c, created_dir, created_db);
-        return st;
-    }
+    PT_TRY(run_dir_open_store(&c->rs, &c->dir, "grpo", cfg, c->start_step, err));
     if (c->start_step > 0) restore_num_tokens(c);
     PT_TRY(train_loop(res, c, err));
     if (res->stopped) return PT_OK;

@@ -9,12 +9,10 @@
 #include "sft/rm_trainer.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "datasets/run_store.h"
 #include "model/reward_model.h"
 #include "model/tokenizer.h"
+#include "sft/run_dir.h"
 #include "sft/sft_files.h"
 
 static const config_key RM_KEYS[] = {
@@ -102,6 +101,7 @@ typedef struct rm_ctx {
     rm_pair **batch;         /* (B) the pairs of the batch being built */
     int64_t cursor, epoch;
     run_store *rs;
+    run_dir dir; /* the --out folder */
 } rm_ctx;
 
 static double now_seconds(void) {
@@ -398,26 +398,12 @@ static pt_status train_step(step_stats *s, rm_ctx *c, pt_error *err) {
 
 /* ---- run ---------------------------------------------------------------------------------- */
 
-static pt_status check_out(const rm_ctx *c, pt_error *err) {
-    struct stat sb;
-    if (stat(c->out, &sb) == 0) {
-        if (!S_ISDIR(sb.st_mode)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' exists and is not a folder", c->out);
-        static const char *const MARKS[] = {RUN_STORE_FILE, "final"};
-        for (size_t i = 0; i < 2; i++) {
-            char p[RM_PATH];
-            PT_TRY(sft_path_join(p, sizeof p, c->out, MARKS[i], err));
-            if (sft_path_exists(p))
-                PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' already holds a run (%s): choose a new --out", c->out, MARKS[i]);
-        }
-        return PT_OK;
-    }
-    if (errno != ENOENT) PT_FAIL(err, PT_ERR_IO, "--out '%s': %s", c->out, strerror(errno));
-    char tmp[RM_PATH];
-    snprintf(tmp, sizeof tmp, "%s", c->out);
-    const char *parent = dirname(tmp);
-    if (!sft_is_dir(parent))
-        PT_FAIL(err, PT_ERR_CONFIG, "--out '%s': its parent folder '%s' does not exist (create it first)", c->out,
-                parent);
+/* A reward-model run has no checkpoints to continue: a folder that holds any run is refused. */
+static pt_status check_out(rm_ctx *c, pt_error *err) {
+    PT_TRY(run_dir_check(&c->dir, c->out, err));
+    if (c->dir.holds_run)
+        PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' already holds a run (run.db, checkpoints/ or final/): choose a new --out",
+                c->out);
     return PT_OK;
 }
 
@@ -466,15 +452,7 @@ static pt_status log_eval(rm_ctx *c, const eval_stats *e, pt_error *err) {
 }
 
 static pt_status execute(rm_result *res, rm_ctx *c, pt_error *err) {
-    if (mkdir(c->out, 0755) != 0 && errno != EEXIST)
-        PT_FAIL(err, PT_ERR_IO, "cannot create --out '%s': %s", c->out, strerror(errno));
-    PT_TRY(run_store_open(&c->rs, c->out, 0, err));
-    char *json = NULL;
-    uint64_t hash = 0;
-    PT_TRY(config_to_json(&json, &hash, c->cfg, err));
-    pt_status st = run_store_log_run(c->rs, "rm", json, hash, err);
-    free(json);
-    PT_TRY(st);
+    PT_TRY(run_dir_open_store(&c->rs, &c->dir, "rm", c->cfg, 0, err));
     say(c, LOG_LEVEL_INFO, "reward model: %d layers, hidden %d; %lld training pairs, %lld held out; %lld steps of %d pairs (T=%d)",
         c->rm.base.cfg.num_hidden_layers, c->rm.base.cfg.hidden_size, (long long)c->n_train, (long long)c->n_eval,
         (long long)c->max_steps, c->B, c->T);
@@ -530,7 +508,7 @@ static pt_status execute(rm_result *res, rm_ctx *c, pt_error *err) {
     PT_TRY(sft_path_join(final_dir, sizeof final_dir, c->out, "final", err));
     snprintf(tmp, sizeof tmp, "%s.tmp", final_dir);
     PT_TRY(sft_remove_flat_dir(tmp, err));
-    st = reward_model_save(&c->rm, tmp, c->max_shard_bytes, err);
+    pt_status st = reward_model_save(&c->rm, tmp, c->max_shard_bytes, err);
     if (st == PT_OK) st = sft_copy_tokenizer_files(tmp, c->tok_path, err);
     if (st == PT_OK) st = sft_publish_dir(tmp, final_dir, err);
     if (st != PT_OK) return error_prefix(err, "writing the reward model to '%s'", final_dir);

@@ -9,12 +9,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "model/checkpoint.h"
 #include "model/tokenizer.h"
 #include "sft/model_export.h"
+#include "sft/run_dir.h"
 #include "sft/sft_files.h"
 
 #define RUN_PATH 4096
@@ -49,7 +48,7 @@ typedef struct sft_ctx {
     bool have_trainer;
     model_acts eval_acts;
     bool have_eval_acts;
-    bool out_exists, existing_run;
+    run_dir dir;              /* the --out folder: what was there, what this run made */
     run_store *rs;
 } sft_ctx;
 
@@ -70,60 +69,7 @@ static void say(const sft_ctx *c, log_level level, const char *fmt, ...) {
 
 /* ---- prepare: check and open everything, write nothing ------------------------------------- */
 
-static pt_status check_out(sft_ctx *c, pt_error *err) {
-    const char *out = c->o.out_dir;
-    struct stat sb;
-    if (stat(out, &sb) == 0) {
-        if (!S_ISDIR(sb.st_mode)) PT_FAIL(err, PT_ERR_CONFIG, "--out '%s' exists and is not a folder", out);
-        if (access(out, W_OK) != 0) PT_FAIL(err, PT_ERR_IO, "--out '%s' is not writable: %s", out, strerror(errno));
-        c->out_exists = true;
-        static const char *const MARKS[] = {RUN_STORE_FILE, "checkpoints", "final"};
-        for (size_t i = 0; i < sizeof MARKS / sizeof MARKS[0]; i++) {
-            char p[RUN_PATH];
-            PT_TRY(sft_path_join(p, sizeof p, out, MARKS[i], err));
-            if (sft_path_exists(p)) c->existing_run = true;
-        }
-        return PT_OK;
-    }
-    if (errno != ENOENT) PT_FAIL(err, PT_ERR_IO, "--out '%s': %s", out, strerror(errno));
-    char tmp[RUN_PATH];
-    snprintf(tmp, sizeof tmp, "%s", out);
-    const char *parent = dirname(tmp);
-    if (!sft_is_dir(parent))
-        PT_FAIL(err, PT_ERR_CONFIG, "--out '%s': its parent folder '%s' does not exist (create it first)", out, parent);
-    if (access(parent, W_OK) != 0)
-        PT_FAIL(err, PT_ERR_IO, "--out '%s' cannot be created: '%s' is not writable", out, parent);
-    return PT_OK;
-}
 
-static pt_status resolve_resume(sft_ctx *c, pt_error *err) {
-    const char *r = c->o.resume, *out = c->o.out_dir;
-    if (!r) {
-        if (c->existing_run)
-            PT_FAIL(err, PT_ERR_CONFIG,
-                    "--out '%s' already holds a run (run.db, checkpoints/ or final/): continue it with --resume auto, "
-                    "or choose a new --out",
-                    out);
-        return PT_OK;
-    }
-    if (strcmp(r, "auto") == 0) {
-        if (!c->out_exists) {
-            say(c, LOG_LEVEL_INFO, "resume auto: '%s' does not exist yet, starting from step 0", out);
-            return PT_OK;
-        }
-        ckpt_scan scan;
-        PT_TRY(train_state_find_latest(&scan, out, err));
-        for (int i = 0; i < scan.n_skipped; i++)
-            say(c, LOG_LEVEL_WARN, "resume auto: passing over %s: %s", scan.skipped[i].path, scan.skipped[i].reason);
-        if (scan.found) snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s", scan.dir);
-        else say(c, LOG_LEVEL_INFO, "resume auto: no complete checkpoint under %s/checkpoints, starting from step 0", out);
-        ckpt_scan_free(&scan);
-        return PT_OK;
-    }
-    if (train_state_verify(NULL, r, err) != PT_OK) return error_prefix(err, "--resume '%s' is not a complete checkpoint", r);
-    snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s", r);
-    return PT_OK;
-}
 
 static pt_status open_data(dataset **ds, sft_ctx *c, const char *path, const char *key, pt_error *err) {
     if (!sft_path_exists(path)) PT_FAIL(err, PT_ERR_IO, "--%s '%s' does not exist", key, path);
@@ -204,8 +150,8 @@ static pt_status prepare(sft_ctx *c, const config *cfg, pt_error *err) {
     if (!sft_is_dir(c->o.model_dir))
         PT_FAIL(err, PT_ERR_IO, "--model '%s' is not a folder (it should hold config.json, model.safetensors and "
                 "tokenizer.json: a `posttrain init` or `posttrain sft` output)", c->o.model_dir);
-    PT_TRY(check_out(c, err));
-    PT_TRY(resolve_resume(c, err));
+    PT_TRY(run_dir_check(&c->dir, c->o.out_dir, err));
+    PT_TRY(run_dir_resolve_resume(c->ckpt_dir, sizeof c->ckpt_dir, &c->dir, c->o.resume, c->io ? c->io->log : NULL, err));
     if (tokenizer_load(&c->tok, c->o.tokenizer_path, err) != PT_OK)
         return error_prefix(err, "%s '%s'", c->o.tokenizer_path == c->o.model_dir ? "--model" : "--tokenizer",
                             c->o.tokenizer_path);
@@ -415,37 +361,11 @@ static pt_status train_loop(sft_result *res, sft_ctx *c, pt_error *err) {
     return st;
 }
 
-/* Removes what execute() made before its first step: the run folder it created, or the run.db
- * it created in an existing folder. */
-static void undo_start(const sft_ctx *c, bool created_dir, bool created_db) {
-    char p[RUN_PATH];
-    static const char *const DB[] = {RUN_STORE_FILE, RUN_STORE_FILE "-wal", RUN_STORE_FILE "-shm",
-                                     RUN_STORE_FILE "-journal"};
-    if (!created_db) return;
-    pt_error ignored = {0};
-    for (size_t i = 0; i < sizeof DB / sizeof DB[0]; i++)
-        if (sft_path_join(p, sizeof p, c->o.out_dir, DB[i], &ignored) == PT_OK) unlink(p);
-    if (created_dir) rmdir(c->o.out_dir);
-}
 
 static pt_status execute(sft_result *res, sft_ctx *c, const config *cfg, pt_error *err) {
-    bool created_dir = false, created_db = false;
-    char db[RUN_PATH];
-    PT_TRY(sft_path_join(db, sizeof db, c->o.out_dir, RUN_STORE_FILE, err));
-    if (!c->out_exists) {
-        if (mkdir(c->o.out_dir, 0755) != 0)
-            PT_FAIL(err, PT_ERR_IO, "cannot create --out '%s': %s", c->o.out_dir, strerror(errno));
-        created_dir = true;
-    }
-    created_db = !sft_path_exists(db);
-    char *json = NULL;
-    uint64_t full_hash = 0;
-    pt_status st = run_store_open(&c->rs, c->o.out_dir, 0, err);
-    if (st == PT_OK) st = config_to_json(&json, &full_hash, cfg, err);
-    if (st == PT_OK) st = run_store_log_run(c->rs, "sft", json, full_hash, err);
-    free(json);
-    if (st == PT_OK) st = run_store_discard_after(c->rs, c->start_step > 0 ? c->start_step : -1, err);
-    if (st == PT_OK && c->eval) {
+    pt_status st = run_dir_open_store(&c->rs, &c->dir, "sft", cfg, c->start_step, err);
+    if (st != PT_OK) return st;
+    if (c->eval) {
         if (c->start_step == 0) {
             st = evaluate(&res->eval_loss_start, c, err);
             if (st == PT_OK) st = run_store_begin_step(c->rs, 0, err);
@@ -459,7 +379,7 @@ static pt_status execute(sft_result *res, sft_ctx *c, const config *cfg, pt_erro
     if (st != PT_OK) {
         run_store_close(c->rs);
         c->rs = NULL;
-        undo_start(c, created_dir, created_db);
+        run_dir_undo(&c->dir);
         return st;
     }
     PT_TRY(train_loop(res, c, err));
