@@ -131,7 +131,6 @@ static const char *const UNHASHED[] = {"model",      "tokenizer",        "data",
                                        "eval_num_samples", "eval_temperature", "eval_accuracy_reward",
                                        "eval_correct_threshold", "save_dtype"};
 
-
 /* ---- options ------------------------------------------------------------------------------ */
 
 typedef struct grpo_options {
@@ -370,8 +369,6 @@ static void say(const grpo_ctx *c, log_level level, const char *fmt, ...) {
     log_vwrite(c->io->log, level, fmt, ap);
     va_end(ap);
 }
-
-
 
 /* Reads the rewards file, builds the set and folds the file's bytes into the config hash. */
 static pt_status load_rewards(grpo_ctx *c, pt_error *err) {
@@ -701,7 +698,6 @@ static void restore_num_tokens(grpo_ctx *c) {
         if (s.steps[i] == c->start_step) c->tr.num_tokens = s.values[i];
     run_metric_series_free(&s);
 }
-
 
 static pt_status execute(grpo_result *res, grpo_ctx *c, const config *cfg, pt_error *err) {
     PT_TRY(run_dir_open_store(&c->rs, &c->dir, "grpo", cfg, c->start_step, err));

@@ -69,8 +69,6 @@ static void say(const sft_ctx *c, log_level level, const char *fmt, ...) {
 
 /* ---- prepare: check and open everything, write nothing ------------------------------------- */
 
-
-
 static pt_status open_data(dataset **ds, sft_ctx *c, const char *path, const char *key, pt_error *err) {
     if (!sft_path_exists(path)) PT_FAIL(err, PT_ERR_IO, "--%s '%s' does not exist", key, path);
     if (dataset_open_jsonl(ds, path, c->tok, &c->o.data, err) != PT_OK) return error_prefix(err, "--%s", key);
@@ -360,7 +358,6 @@ static pt_status train_loop(sft_result *res, sft_ctx *c, pt_error *err) {
     res->tokens_per_s = res->seconds > 0 ? (double)tokens / res->seconds : 0;
     return st;
 }
-
 
 static pt_status execute(sft_result *res, sft_ctx *c, const config *cfg, pt_error *err) {
     pt_status st = run_dir_open_store(&c->rs, &c->dir, "sft", cfg, c->start_step, err);
