@@ -4,7 +4,7 @@
  * Params: "correct" (1.0), "well_formed" (0.1), "wrong" (0.0: no answer or malformed),
  * "numbers_column" ("numbers": a JSON array of integers), "target_column" ("target": an integer),
  * "allow_unary_minus" (false), "use_all" (false; TinyZero requires every number exactly once),
- * "exact_division" (false).
+ * "exact_division" (false), "verified_trace" (false).
  *
  * The expression is the text of the last <answer>…</answer> in the completion (no tag: "wrong").
  * Grammar (recursive descent, never eval):
@@ -21,6 +21,12 @@
  * multiset when use_all) and the value equals target exactly; "well_formed" when it parses and
  * evaluates but uses a number not given, reuses one, or misses the target; "wrong" otherwise.
  * A missing or mistyped numbers/target column masks the item (a dataset problem).
+ *
+ * verified_trace: a correct answer scores "correct" only when the reasoning found it — the last
+ * verdict line of the <think> block (a line ending in ", yes." or ", no.", as in the countdown
+ * task's search traces: "7 - 3 = 4, 4 * 6 = 24, yes.") says "yes", every "a op b = v" step on it
+ * is exact integer arithmetic, and its last value is the target. Otherwise the answer scores
+ * "well_formed": right by luck, its reasoning unearned (an optional ", need T" step is skipped).
  */
 #include "rewards/reward_countdown.h"
 
@@ -225,9 +231,87 @@ countdown_verdict countdown_check(char *why, size_t why_len, const char *expr, s
 
 typedef struct countdown_reward {
     double correct, well_formed, wrong;
+    bool verified_trace;
     char numbers_column[REWARD_NAME_MAX], target_column[REWARD_NAME_MAX];
     countdown_rules rules;
 } countdown_reward;
+
+/* Reads an unsigned decimal integer at *s (below 10^15), advancing *s. */
+static bool trace_int(int64_t *out, const char **s, const char *end) {
+    const char *p = *s;
+    int64_t v = 0;
+    int digits = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && digits < 15; p++, digits++) v = v * 10 + (*p - '0');
+    if (!digits || (p < end && *p >= '0' && *p <= '9')) return false;
+    *out = v;
+    *s = p;
+    return true;
+}
+
+static bool trace_lit(const char **s, const char *end, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(end - *s) < n || memcmp(*s, lit, n) != 0) return false;
+    *s += n;
+    return true;
+}
+
+/* One verdict line [s, end) ("a op b = v, v op c = w[, need T], yes."): true when it says yes,
+ * every step's arithmetic is exact and the last value is target. */
+static bool trace_line_true_yes(const char *s, const char *end, int64_t target) {
+    static const char yes[] = ", yes.";
+    size_t ny = sizeof yes - 1;
+    if ((size_t)(end - s) < ny || memcmp(end - ny, yes, ny) != 0) return false;
+    end -= ny;
+    int64_t last = 0;
+    int steps = 0;
+    while (s < end) {
+        if (steps && !trace_lit(&s, end, ", ")) return false;
+        int64_t a, b, v, want;
+        if (trace_lit(&s, end, "need ")) {
+            if (!trace_int(&a, &s, end)) return false;
+            continue;
+        }
+        char op;
+        if (!trace_int(&a, &s, end) || !trace_lit(&s, end, " ") || s >= end) return false;
+        op = *s++;
+        if (!trace_lit(&s, end, " ") || !trace_int(&b, &s, end) || !trace_lit(&s, end, " = ") ||
+            !trace_int(&v, &s, end))
+            return false;
+        switch (op) {
+        case '+': want = a + b; break;
+        case '-': want = a - b; break;
+        case '*':
+            if (a && b > INT64_MAX / a) return false;
+            want = a * b;
+            break;
+        case '/': want = b && a % b == 0 ? a / b : -1; break;
+        default: return false;
+        }
+        if (want != v) return false;
+        last = v;
+        steps++;
+    }
+    return steps > 0 && last == target;
+}
+
+/* verified_trace's test on completion c (see the file comment). */
+static bool trace_verified(const char *c, int64_t target) {
+    const char *open = strstr(c, "<think>");
+    const char *from = open ? open + strlen("<think>") : c;
+    const char *close = strstr(from, "</think>");
+    const char *to = close ? close : from + strlen(from);
+    const char *last = NULL, *last_end = NULL;
+    for (const char *ln = from; ln < to;) {
+        const char *nl = memchr(ln, '\n', (size_t)(to - ln));
+        const char *e = nl ? nl : to;
+        const char *t = e;
+        while (t > ln && (t[-1] == ' ' || t[-1] == '\r')) t--;
+        if ((t - ln >= 6 && memcmp(t - 6, ", yes.", 6) == 0) || (t - ln >= 5 && memcmp(t - 5, ", no.", 5) == 0))
+            last = ln, last_end = t;
+        ln = nl ? nl + 1 : to;
+    }
+    return last && trace_line_true_yes(last, last_end, target);
+}
 
 static bool read_int(int64_t *out, const cJSON *v) {
     if (!cJSON_IsNumber(v)) return false;
@@ -268,6 +352,7 @@ static void countdown_one(const countdown_reward *cd, reward_result *out, const 
     }
     const char *e = open + strlen("<answer>");
     countdown_verdict v = countdown_check(NULL, 0, e, (size_t)(close - e), numbers, n, target, &cd->rules);
+    if (v == COUNTDOWN_CORRECT && cd->verified_trace && !trace_verified(c, target)) v = COUNTDOWN_WRONG;
     reward_result_ok(out, v == COUNTDOWN_CORRECT ? cd->correct : v == COUNTDOWN_WRONG ? cd->well_formed : cd->wrong);
 }
 
@@ -295,7 +380,7 @@ static pt_status column_param(char *dst, size_t cap, const cJSON *cfg, const cha
 
 pt_status reward_countdown_init(reward *self, const cJSON *cfg, pt_error *err) {
     static const char *const keys[] = {"correct",        "well_formed",   "wrong",   "numbers_column",
-                                       "target_column",  "allow_unary_minus", "use_all", "exact_division"};
+                                       "target_column",  "allow_unary_minus", "use_all", "exact_division", "verified_trace"};
     PT_TRY(reward_cfg_check_keys(cfg, keys, (int)(sizeof keys / sizeof keys[0]), err));
     countdown_reward cd = {0};
     PT_TRY(reward_cfg_number(&cd.correct, cfg, "correct", 1.0, err));
@@ -306,6 +391,7 @@ pt_status reward_countdown_init(reward *self, const cJSON *cfg, pt_error *err) {
     PT_TRY(reward_cfg_bool(&cd.rules.allow_unary_minus, cfg, "allow_unary_minus", false, err));
     PT_TRY(reward_cfg_bool(&cd.rules.use_all, cfg, "use_all", false, err));
     PT_TRY(reward_cfg_bool(&cd.rules.exact_division, cfg, "exact_division", false, err));
+    PT_TRY(reward_cfg_bool(&cd.verified_trace, cfg, "verified_trace", false, err));
     countdown_reward *impl = malloc(sizeof *impl);
     PT_CHECK_ALLOC(impl, err, sizeof *impl);
     *impl = cd;

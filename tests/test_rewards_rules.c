@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "datasets/tasks.h"
 #include "rewards/reward.h"
 #include "rewards/reward_countdown.h"
 
@@ -289,6 +290,88 @@ Test(rewards_countdown, tinyzero_scores) {
     run_cases("{\"type\": \"countdown\", \"correct\": 2, \"well_formed\": 0.5, \"wrong\": -1}", custom, 3);
     run_cases("{\"type\": \"countdown\", \"correct\": 2, \"numbers_column\": \"nums\", \"target_column\": \"goal\"}",
               custom + 3, 1);
+}
+
+/* verified_trace: the answer counts only when the last verdict line says yes truthfully. */
+Test(rewards_countdown, verified_trace) {
+    const char *cols = "{\"numbers\": [6, 7, 3], \"target\": 24}";
+    const rule_case cases[] = {
+        {"<think>\nI need to reach 24 using 6, 7, 3.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think>\n<answer>(7 - 3) * 6</answer>",
+         cols, -1, REWARD_OK, 1.0},
+        {"<think>\n6 + 7 = 13, 13 * 3 = 39, no.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols,
+         -1, REWARD_OK, 1.0},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, need 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK,
+         1.0},
+        {"<think>\n18 / 3 = 6, 6 * 4 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 1.0},
+        /* a right answer, unearned: a wrong value said yes, a false step, a last "no", no verdict */
+        {"<think>\n6 + 7 = 13, 13 * 3 = 39, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 5, 5 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, yes.\n6 + 7 = 13, 13 * 3 = 39, no.\n</think><answer>(7 - 3) * 6</answer>",
+         cols, -1, REWARD_OK, 0.1},
+        {"<think>\n(7 - 3) * 6 = 24\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, need 24, maybe.\n</think><answer>(7 - 3) * 6</answer>", cols, -1,
+         REWARD_OK, 0.1},
+        {"<think>\n7 / 2 = 3, 3 * 8 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4,4 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n9999999999 * 9999999999 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK,
+         0.1},
+        {"<think>\n99999999999999999 + 1 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        /* a truthful yes does not rescue a wrong answer */
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think><answer>7 - 3 * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think>", cols, -1, REWARD_OK, 0.0},
+    };
+    run_cases("{\"type\": \"countdown\", \"verified_trace\": true}", cases, N(cases));
+    run_cases("{\"type\": \"countdown\"}", cases, 4); /* off by default: the same first four score 1 */
+    const rule_case off[] = {{cases[4].completion, cols, -1, REWARD_OK, 1.0}};
+    run_cases("{\"type\": \"countdown\"}", off, 1);
+    expect_create_error("{\"type\": \"countdown\", \"verified_trace\": 1}", "verified_trace");
+}
+
+/* Every worked solution of the countdown task's search traces (both styles) is verified; the
+ * same solution with its "yes" line's last value changed is not. */
+Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
+    reward *r = NULL;
+    pt_error err = {0};
+    cr_assert_eq(reward_create_json(&r, "{\"type\": \"countdown\", \"verified_trace\": true}", NULL, &err), PT_OK,
+                 "%s", err.msg);
+    for (int style = 0; style < 2; style++) {
+        task_make_opts o = {.kind = TASK_COUNTDOWN, .seed = 7, .difficulty = 1, .max_number = 10,
+                            .short_prompt = true, .search_trace = true, .name_target = style == 1};
+        int changed = 0;
+        for (uint64_t j = 0; j < 200; j++) {
+            task_example ex = {0};
+            cr_assert_eq(task_candidate_with(&ex, &o, j, &err), PT_OK, "%s", err.msg);
+            const char *completion = cJSON_GetObjectItem(ex.record, "completion")->valuestring;
+            cJSON *cols = cJSON_CreateObject();
+            cJSON_AddItemToObject(cols, "numbers", cJSON_Duplicate(cJSON_GetObjectItem(ex.record, "numbers"), 1));
+            cJSON_AddItemToObject(cols, "target", cJSON_Duplicate(cJSON_GetObjectItem(ex.record, "target"), 1));
+            char *colj = cJSON_PrintUnformatted(cols);
+            /* the broken copy: the last digit of the yes line's value changed */
+            char *broken = strdup(completion);
+            char *end = strstr(broken, ", yes.");
+            cr_assert_not_null(end, "no yes line in %s", completion);
+            if (style == 1)
+                while (end > broken && strncmp(end, ", need ", 7) != 0) end--;
+            char *d = end - 1;
+            cr_assert(*d >= '0' && *d <= '9', "no value before the verdict in %s", completion);
+            *d = *d == '9' ? '8' : (char)(*d + 1);
+            reward_item items[2] = {{"prompt", completion, colj, -1}, {"prompt", broken, colj, -1}};
+            reward_result res[2];
+            cr_assert_eq(reward_score(r, res, items, 2, &err), PT_OK, "%s", err.msg);
+            cr_expect(res[0].status == REWARD_OK && res[0].score == 1.0, "not verified (%s): %s", res[0].reason,
+                      completion);
+            cr_expect(res[1].status == REWARD_OK && res[1].score == 0.1, "verified after a change: %s", broken);
+            changed++;
+            free(broken);
+            free(colj);
+            cJSON_Delete(cols);
+            task_example_free(&ex);
+        }
+        cr_expect_eq(changed, 200);
+    }
+    reward_free(r);
 }
 
 /* ---- length and repetition --------------------------------------------------------------- */
