@@ -32,6 +32,9 @@ static const config_key MAKE_KEYS[] = {
      "countdown's worked solution: direct (the combinations that reach the target), search (0-3 random "
      "combinations checked and rejected first, then the one that reaches it: \"a + b = v, v * c = w, no.\") "
      "or check (the search, each attempt naming the target before its verdict: \"..., v * c = w, need T, no.\")"},
+    {"traces", CONFIG_INT, "1",
+     "countdown with --trace search or check: write each training problem this many times, each with its own "
+     "random search (--n counts problems; held-out problems are written once)"},
     {"prompt_style", CONFIG_STRING, "\"tinyzero\"",
      "countdown: tinyzero (the task's instructions in full) or short (\"Using the numbers [a, b, c], make T.\")"},
 };
@@ -126,6 +129,12 @@ static int data_make(int argc, char **argv) {
         fprintf(stderr, "posttrain data make: --prompt_style '%s': expected tinyzero or short\n", style);
         goto done;
     }
+    int64_t traces = config_int(&cfg, "traces");
+    if (traces < 1 || traces > TASK_MAX_TRACES || (traces > 1 && (kind != TASK_COUNTDOWN || strcmp(trace, "direct") == 0))) {
+        fprintf(stderr, "posttrain data make: --traces %lld: expected 1..%d, and more than 1 only for countdown with "
+                "--trace search or check\n", (long long)traces, TASK_MAX_TRACES);
+        goto done;
+    }
     task_make_opts o = {.kind = kind,
                         .seed = (uint64_t)config_int(&cfg, "seed"),
                         .difficulty = (int)difficulty,
@@ -134,7 +143,8 @@ static int data_make(int argc, char **argv) {
                         .max_number = kind == TASK_COUNTDOWN ? (int)config_int(&cfg, "max_number") : 0,
                         .short_prompt = strcmp(style, "short") == 0,
                         .search_trace = strcmp(trace, "direct") != 0,
-                        .name_target = strcmp(trace, "check") == 0};
+                        .name_target = strcmp(trace, "check") == 0,
+                        .traces = (int)traces};
     if (task_write_jsonl(&o, out, eval_out, &err) != PT_OK) {
         rc = cli_fail("data make", &err);
         goto done;
@@ -142,6 +152,7 @@ static int data_make(int argc, char **argv) {
     printf("wrote %lld %s examples (difficulty %lld, seed %lld)", (long long)n, task_kind_name(kind),
            (long long)difficulty, (long long)o.seed);
     if (n) printf(" to %s", out);
+    if (n && traces > 1) printf(" (%lld lines: %lld searches per problem)", (long long)(n * traces), (long long)traces);
     if (eval_n) printf("%s %lld held out to %s", n ? " and" : "", (long long)eval_n, eval_out);
     printf("\n");
     rc = 0;

@@ -112,7 +112,7 @@ static void print_attempt(task_text *t, const cd_node *nodes, int k, int root, b
 }
 
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  bool search, bool name_target, pt_error *err) {
+                                  bool search, bool name_target, rng *search_rng, pt_error *err) {
     out->record = NULL;
     out->key = NULL;
     const int k = difficulty + 2;
@@ -141,6 +141,7 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int
          * reference solution; an attempt that happens to hit the target ends the search (it is a
          * solution too, and becomes the answer). Drawn after the problem: the problem and its key
          * are those of the direct trace. */
+        if (search_rng) r = search_rng;
         const int misses = (int)rng_below(r, CD_SEARCH_MISSES + 1);
         bool hit = false;
         task_text tried[CD_SEARCH_MISSES];

@@ -81,16 +81,24 @@ pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uin
         PT_FAIL(err, PT_ERR_CONFIG, "max_number %d: only countdown takes it, in 2..100000", max_number);
     if (opts->name_target && !opts->search_trace)
         PT_FAIL(err, PT_ERR_CONFIG, "naming the target in each attempt needs the search trace");
+    if ((opts->traces > 1 || opts->trace_variant) && !opts->search_trace)
+        PT_FAIL(err, PT_ERR_CONFIG, "several traces per problem need the search trace");
     if ((opts->short_prompt || opts->search_trace) && kind != TASK_COUNTDOWN)
         PT_FAIL(err, PT_ERR_CONFIG, "the short prompt style and the search trace are countdown's only");
     /* a non-default number range is its own family of problems: its own streams */
     uint64_t ids[5] = {TASK_STREAM_TAG, (uint64_t)kind, (uint64_t)difficulty, j, (uint64_t)max_number};
-    rng r;
+    rng r, search;
     rng_init(&r, seed, rng_stream_id(ids, max_number ? 5 : 4));
+    if (opts->trace_variant) { /* copy v's search: its own stream; the problem still comes from r */
+        uint64_t sids[7] = {TASK_STREAM_TAG, (uint64_t)kind, (uint64_t)difficulty, j, (uint64_t)max_number,
+                            TASK_TRACE_TAG, (uint64_t)opts->trace_variant};
+        rng_init(&search, seed, rng_stream_id(sids, 7));
+    }
     switch (kind) {
     case TASK_COUNTDOWN:
         return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER,
-                                       opts->short_prompt, opts->search_trace, opts->name_target, err);
+                                       opts->short_prompt, opts->search_trace, opts->name_target,
+                                       opts->trace_variant ? &search : NULL, err);
     case TASK_ARITHMETIC: return task_arithmetic_generate(out, &r, difficulty, err);
     case TASK_INSTRUCTIONS: return task_instructions_generate(out, &r, difficulty, err);
     }
@@ -136,12 +144,35 @@ static pt_status hash_set_add(hash_set *s, uint64_t h, bool *added, pt_error *er
 
 /* ------------------------------------------------------------------------ generation */
 
+/* Emits copy v of candidate j (its own search trace), which must be the problem of key. */
+static pt_status emit_variant(const task_make_opts *cand, uint64_t j, int v, const char *key, task_emit_fn emit,
+                              void *ctx, pt_error *err) {
+    task_make_opts o = *cand;
+    o.trace_variant = v;
+    task_example ex;
+    PT_TRY(task_candidate_with(&ex, &o, j, err));
+    pt_status st = PT_OK;
+    if (strcmp(ex.key, key) != 0)
+        st = error_set(err, PT_ERR_INTERNAL, __FILE__, __LINE__, "trace copy %d of candidate %llu is another problem",
+                       v, (unsigned long long)j);
+    char *line = st == PT_OK ? cJSON_PrintUnformatted(ex.record) : NULL;
+    if (st == PT_OK && !line) st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory printing an example");
+    if (st == PT_OK) st = emit(ctx, TASK_SPLIT_TRAIN, line, strlen(line), err);
+    free(line);
+    task_example_free(&ex);
+    return st;
+}
+
 pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx, size_t *candidates, pt_error *err) {
     if (candidates) *candidates = 0;
     task_make_opts cand = *opts;
     cand.difficulty = opts->difficulty ? opts->difficulty : task_difficulty_default(opts->kind);
     const int difficulty = cand.difficulty;
     if (opts->n + opts->eval_n == 0) PT_FAIL(err, PT_ERR_CONFIG, "nothing to generate: --n and --eval-n are both 0");
+    if (opts->traces < 0 || opts->traces > TASK_MAX_TRACES)
+        PT_FAIL(err, PT_ERR_CONFIG, "traces %d per problem: expected 1..%d", opts->traces, TASK_MAX_TRACES);
+    if (opts->traces > 1 && (opts->kind != TASK_COUNTDOWN || !opts->search_trace))
+        PT_FAIL(err, PT_ERR_CONFIG, "several traces per problem need countdown's search trace (--trace search or check)");
     /* Give up when TASK_STALL_LIMIT candidates in a row added nothing to a split that still needs
      * examples: the content space is (nearly) exhausted. A healthy run never stalls that long: the
      * held-out split takes 1 candidate in TASK_EVAL_MODULUS, and 0.9^2000 is ~1e-92. */
@@ -162,6 +193,8 @@ pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx
             if (st == PT_OK) st = emit(ctx, split, line, strlen(line), err);
             free(line);
             have[split]++;
+            for (int v = 1; st == PT_OK && split == TASK_SPLIT_TRAIN && v < opts->traces; v++)
+                st = emit_variant(&cand, j, v, ex.key, emit, ctx, err);
         }
         stall = added ? 0 : stall + 1;
         task_example_free(&ex);

@@ -42,7 +42,9 @@
 #include "core/rng.h"
 
 #define TASK_STREAM_TAG 0x7461736b73ull /* "tasks" */
+#define TASK_TRACE_TAG 0x7472616365ull  /* "trace": the streams of a problem's extra search traces */
 #define TASK_EVAL_MODULUS 10            /* 1 in 10 problems is held out */
+#define TASK_MAX_TRACES 64               /* search traces per training problem, at most */
 #define TASK_STALL_LIMIT 2000           /* candidates in a row without a new example: space exhausted */
 
 typedef enum task_kind { TASK_COUNTDOWN, TASK_ARITHMETIC, TASK_INSTRUCTIONS } task_kind;
@@ -84,8 +86,9 @@ typedef struct task_text {
 } task_text;
 void task_text_printf(task_text *t, const char *fmt, ...) PT_PRINTF(2, 3);
 
+/* search_rng (NULL: r) draws the search trace's attempts, after the problem has been drawn from r. */
 pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  bool search, bool name_target, pt_error *err);
+                                  bool search, bool name_target, rng *search_rng, pt_error *err);
 pt_status task_arithmetic_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 pt_status task_instructions_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 
@@ -100,6 +103,11 @@ typedef struct task_make_opts {
                           = v, v * c = w, no.") before the one that reaches the target ("... yes.") */
     bool name_target;  /* countdown search trace: each attempt names the target before its verdict
                           ("a + b = v, v * c = w, need T, no.") */
+    int traces;        /* countdown search trace: each training problem is written this many times
+                          (0 or 1: once), each copy with its own random search; the first copy is
+                          the line written without it, n counts problems, held-out problems are
+                          written once */
+    int trace_variant; /* read by task_candidate_with: which copy (0: the first) */
     size_t n;       /* train examples */
     size_t eval_n;  /* held-out examples */
 } task_make_opts;

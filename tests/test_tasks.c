@@ -563,6 +563,52 @@ Test(tasks, countdown_search_trace) {
     cr_assert(with_misses > 300, "too few traces with a rejected attempt (%d of 600)", with_misses);
 }
 
+/* Several searches per problem: each training problem is written `traces` times in a row, the
+ * first line is the line written without traces, every copy is a valid search of the same problem
+ * (check_search), the copies are not all alike, and the held-out file does not change. */
+Test(tasks, countdown_several_traces) {
+    tmpfiles one, three;
+    tmp_make(&one);
+    tmp_make(&three);
+    task_make_opts o = {.kind = TASK_COUNTDOWN, .seed = 3, .difficulty = 1, .max_number = 10, .short_prompt = true,
+                        .search_trace = true, .n = 60, .eval_n = 8};
+    pt_error err = {0};
+    cr_assert_eq(task_write_jsonl(&o, one.train, one.eval, &err), PT_OK, "%s", err.msg);
+    o.traces = 3;
+    cr_assert_eq(task_write_jsonl(&o, three.train, three.eval, &err), PT_OK, "%s", err.msg);
+    lines a, b, ea, eb;
+    lines_read(&a, one.train), lines_read(&b, three.train), lines_read(&ea, one.eval), lines_read(&eb, three.eval);
+    cr_assert_eq(b.n, 3 * a.n);
+    cr_assert_eq(ea.n, eb.n);
+    for (size_t i = 0; i < ea.n; i++) cr_assert_str_eq(ea.v[i], eb.v[i]);
+    countdown_variant var = {10, true, true, false};
+    int differ = 0;
+    for (size_t i = 0; i < a.n; i++) {
+        cr_assert_str_eq(b.v[3 * i], a.v[i], "copy 0 of problem %zu is not the single-trace line", i);
+        cJSON *first = cJSON_Parse(b.v[3 * i]);
+        for (int c = 1; c < 3; c++) {
+            cJSON *rec = cJSON_Parse(b.v[3 * i + c]);
+            cr_assert_not_null(rec);
+            check_search(rec, 1, &var);
+            cr_assert_str_eq(get_str(rec, "prompt"), get_str(first, "prompt"));
+            differ += strcmp(get_str(rec, "completion"), get_str(first, "completion")) != 0;
+            cJSON_Delete(rec);
+        }
+        cJSON_Delete(first);
+    }
+    cr_assert(differ > (int)a.n, "only %d of %zu copies differ from the first search", differ, 2 * a.n);
+    lines_free(&a), lines_free(&b), lines_free(&ea), lines_free(&eb);
+    /* refused without a search trace, and out of range */
+    o.search_trace = false;
+    cr_assert_neq(task_write_jsonl(&o, three.train, three.eval, &err), PT_OK);
+    ASSERT_HAS(err.msg, "search trace");
+    o.search_trace = true;
+    o.traces = TASK_MAX_TRACES + 1;
+    cr_assert_neq(task_write_jsonl(&o, three.train, three.eval, &err), PT_OK);
+    ASSERT_HAS(err.msg, "traces");
+    tmp_remove(&one), tmp_remove(&three);
+}
+
 /* max_number and the short prompt: numbers stay in range, every solution verifies, the style
  * changes nothing but the prompt, and the default range keeps task_candidate's stream. */
 Test(tasks, countdown_variants) {
