@@ -25,7 +25,7 @@ static const config_key TRAIN_KEYS[] = {
     {"vocab_size", CONFIG_INT, "32000", "ids in the vocabulary, special tokens and the 256 byte characters included"},
     {"out", CONFIG_STRING, "null", "folder to write tokenizer.json and tokenizer_config.json into (created when missing)"},
     {"min_frequency", CONFIG_INT, "0", "stop merging when no pair occurs this often (0: merge while any pair occurs)"},
-    {"pre_tokenizer", CONFIG_STRING, "\"deepseek-v3\"", "pre-tokenizer regexes: deepseek-v3 or gpt2"},
+    {"pre_tokenizer", CONFIG_STRING, "\"deepseek-v3\"", "pre-tokenizer regexes: deepseek-v3, digits (deepseek-v3 with one digit per pre-token: numbers become digit sequences) or gpt2"},
     {"special_tokens", CONFIG_JSON, "[\"" BOS "\", \"" EOS "\", \"" PAD "\", \"<｜User｜>\", \"<｜Assistant｜>\"]",
      "special tokens, ids 0, 1, ... in this order (DeepSeek-V3's by default)"},
     {"bos_token", CONFIG_STRING, "\"" BOS "\"", "beginning-of-sequence token (one of the special tokens, or null)"},

@@ -47,6 +47,7 @@ struct bpe_trainer {
     char *bos, *eos, *pad, *chat_template;
     bool add_bos;
     bool gpt2;
+    bool single_digits; /* "digits": DeepSeek-V3's regexes, one digit per pre-token */
     tokenizer *pre; /* pre-tokenizer and special tokens only */
     tokenizer_encoder *enc;
     arena_block *arena;
@@ -93,6 +94,7 @@ static char *dup_or_null(const char *s, bool *ok) {
 /* ------------------------------------------------------------------------------- presets */
 
 static const char DS_DIGITS[] = "\\p{N}{1,3}";
+static const char ONE_DIGIT[] = "\\p{N}";
 static const char DS_CJK[] = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+";
 static const char DS_MAIN[] = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+"
                               "|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
@@ -126,8 +128,9 @@ static cJSON *bytelevel_json(bool prefix, bool regex) {
     return b;
 }
 
-/* DeepSeek-V3's pre-tokenizer (its tokenizer.json), or GPT-2's ByteLevel regex. */
-static cJSON *pretok_json(bool gpt2) {
+/* DeepSeek-V3's pre-tokenizer (its tokenizer.json), the same with single digits, or GPT-2's
+ * ByteLevel regex. */
+static cJSON *pretok_json(bool gpt2, bool single_digits) {
     if (gpt2) return bytelevel_json(false, true);
     cJSON *seq = cJSON_CreateObject(), *list = cJSON_CreateArray();
     if (!seq || !list || !cJSON_AddStringToObject(seq, "type", "Sequence")) {
@@ -136,7 +139,7 @@ static cJSON *pretok_json(bool gpt2) {
         return NULL;
     }
     cJSON_AddItemToObject(seq, "pretokenizers", list);
-    cJSON *items[4] = {split_json(DS_DIGITS), split_json(DS_CJK), split_json(DS_MAIN), bytelevel_json(false, false)};
+    cJSON *items[4] = {split_json(single_digits ? ONE_DIGIT : DS_DIGITS), split_json(DS_CJK), split_json(DS_MAIN), bytelevel_json(false, false)};
     bool ok = true;
     for (int i = 0; i < 4; i++) {
         if (items[i] && ok) ok = cJSON_AddItemToArray(list, items[i]);
@@ -171,7 +174,7 @@ static cJSON *skeleton(const bpe_trainer *tr, cJSON *vocab, cJSON *merges) {
         if (ok) cJSON_AddItemToObject(root, "normalizer", norm);
         else cJSON_Delete(norm);
     }
-    cJSON *pre = ok ? pretok_json(tr->gpt2) : NULL;
+    cJSON *pre = ok ? pretok_json(tr->gpt2, tr->single_digits) : NULL;
     ok = ok && pre;
     if (ok) cJSON_AddItemToObject(root, "pre_tokenizer", pre);
     if (ok && tr->add_bos && tr->bos) { /* TemplateProcessing "<bos> $A" / "<bos> $A <bos> $B" */
@@ -252,8 +255,8 @@ pt_status bpe_trainer_init(bpe_trainer **out, const bpe_train_opts *opts, pt_err
     PT_CHECK(opts->vocab_size < (1u << 24), err, PT_ERR_CONFIG, "vocab_size %zu is too large (limit 2^24)",
              opts->vocab_size);
     const char *pre = opts->pre_tokenizer ? opts->pre_tokenizer : "deepseek-v3";
-    PT_CHECK(strcmp(pre, "deepseek-v3") == 0 || strcmp(pre, "gpt2") == 0, err, PT_ERR_CONFIG,
-             "pre_tokenizer \"%s\" is not known; supported: deepseek-v3, gpt2", pre);
+    PT_CHECK(strcmp(pre, "deepseek-v3") == 0 || strcmp(pre, "digits") == 0 || strcmp(pre, "gpt2") == 0, err,
+             PT_ERR_CONFIG, "pre_tokenizer \"%s\" is not known; supported: deepseek-v3, digits, gpt2", pre);
     const char *named[3] = {opts->bos_token, opts->eos_token, opts->pad_token};
     for (int k = 0; k < 3; k++) {
         bool found = !named[k];
@@ -272,6 +275,7 @@ pt_status bpe_trainer_init(bpe_trainer **out, const bpe_train_opts *opts, pt_err
     tr->min_frequency = opts->min_frequency;
     tr->add_bos = opts->add_bos;
     tr->gpt2 = strcmp(pre, "gpt2") == 0;
+    tr->single_digits = strcmp(pre, "digits") == 0;
     bool ok = true;
     tr->special = calloc(opts->n_special ? opts->n_special : 1, sizeof *tr->special);
     ok = tr->special != NULL;

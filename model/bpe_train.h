@@ -18,7 +18,9 @@ typedef struct bpe_train_opts {
     const char *const *special_tokens; /* ids 0, 1, ... in this order */
     size_t n_special;
     uint64_t min_frequency;            /* 0: merge while any pair occurs */
-    const char *pre_tokenizer;         /* "deepseek-v3" (NULL means this) or "gpt2" */
+    const char *pre_tokenizer;         /* "deepseek-v3" (NULL means this), "digits" (the same, but every
+                                          digit its own pre-token, so numbers are digit sequences) or
+                                          "gpt2" */
     const char *bos_token, *eos_token, *pad_token; /* for tokenizer_config.json; each a special token or NULL */
     bool add_bos;                      /* the post-processor prepends bos_token (TemplateProcessing) */
     const char *chat_template;         /* Jinja string for tokenizer_config.json, or NULL */

@@ -665,6 +665,61 @@ Test(tokenizer, train_matches_tokenizers) {
     tokenizer_free(tok);
 }
 
+/* The "digits" preset is DeepSeek-V3's pre-tokenizer with one digit per pre-token: on a corpus
+ * full of numbers, deepseek-v3 learns multi-digit tokens and digits never does, and the two
+ * tokenizer.json files differ only in the first Split's regex. */
+Test(tokenizer, train_digits_preset) {
+    char text[1 << 15];
+    size_t len = 0;
+    for (int i = 0; i < 600; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%d + %d = %d, make %d. ", i % 37, i % 11 * 7,
+                                i % 37 + i % 11 * 7, 126);
+    tokenizer *tok[2] = {NULL, NULL};
+    const char *presets[2] = {"deepseek-v3", "digits"};
+    for (int k = 0; k < 2; k++) {
+        bpe_train_opts o = {.vocab_size = 400, .pre_tokenizer = presets[k]};
+        bpe_trainer *tr = NULL;
+        pt_error err = {0};
+        cr_assert_eq(bpe_trainer_init(&tr, &o, &err), PT_OK, "%s", err.msg);
+        cr_assert_eq(bpe_trainer_feed(tr, text, len, &err), PT_OK, "%s", err.msg);
+        cr_assert_eq(bpe_trainer_finish(&tok[k], tr, &err), PT_OK, "%s", err.msg);
+        bpe_trainer_free(tr);
+    }
+    tok_ids ids[2] = {{0}, {0}};
+    const char *probe = "make 126, 43 + 70 = 113.";
+    for (int k = 0; k < 2; k++) encode_ok(&ids[k], tok[k], probe, strlen(probe), 0);
+    int multi[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < ids[k].n; i++) {
+            const char *t = tokenizer_id_to_token(tok[k], ids[k].ids[i]);
+            int digits = 0;
+            for (; *t; t++) digits += *t >= '0' && *t <= '9';
+            multi[k] += digits > 1;
+        }
+    cr_expect_gt(multi[0], 0, "deepseek-v3 should learn multi-digit tokens on this corpus");
+    cr_expect_eq(multi[1], 0, "digits must keep every digit its own token");
+    pt_error err = {0};
+    char *json[2];
+    for (int k = 0; k < 2; k++) cr_assert_eq(tokenizer_to_json(&json[k], tok[k], &err), PT_OK);
+    cJSON *ra = cJSON_Parse(json[0]), *rb = cJSON_Parse(json[1]);
+    cJSON *la = cJSON_GetObjectItem(cJSON_GetObjectItem(ra, "pre_tokenizer"), "pretokenizers");
+    cJSON *lb = cJSON_GetObjectItem(cJSON_GetObjectItem(rb, "pre_tokenizer"), "pretokenizers");
+    cr_assert_eq(cJSON_GetArraySize(la), cJSON_GetArraySize(lb));
+    cr_assert_gt(cJSON_GetArraySize(la), 1);
+    for (int i = 0; i < cJSON_GetArraySize(la); i++) {
+        if (i == 0)
+            cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(lb, 0), "pattern"), "Regex")->valuestring,
+                             "\\p{N}");
+        else cr_expect(cJSON_Compare(cJSON_GetArrayItem(la, i), cJSON_GetArrayItem(lb, i), 1), "pretokenizer %d differs", i);
+    }
+    cJSON_Delete(ra), cJSON_Delete(rb);
+    for (int k = 0; k < 2; k++) {
+        free(json[k]);
+        tok_ids_free(&ids[k]);
+        tokenizer_free(tok[k]);
+    }
+}
+
 Test(tokenizer, train_errors) {
     bpe_trainer *tr = NULL;
     pt_error err = {0};
@@ -673,7 +728,7 @@ Test(tokenizer, train_errors) {
     cr_assert(strstr(err.msg, "256 byte characters"), "%s", err.msg);
     o = (bpe_train_opts){.vocab_size = 300, .pre_tokenizer = "llama"};
     cr_assert_eq(bpe_trainer_init(&tr, &o, &err), PT_ERR_CONFIG);
-    cr_assert(strstr(err.msg, "deepseek-v3, gpt2"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "deepseek-v3, digits, gpt2"), "%s", err.msg);
     o = (bpe_train_opts){.vocab_size = 300, .bos_token = "<s>"};
     cr_assert_eq(bpe_trainer_init(&tr, &o, &err), PT_ERR_CONFIG);
     cr_assert(strstr(err.msg, "bos_token \"<s>\" must be one of the special tokens"), "%s", err.msg);
