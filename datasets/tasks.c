@@ -81,7 +81,7 @@ pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uin
         PT_FAIL(err, PT_ERR_CONFIG, "max_number %d: only countdown takes it, in 2..100000", max_number);
     if (opts->name_target && !opts->search_trace)
         PT_FAIL(err, PT_ERR_CONFIG, "naming the target in each attempt needs the search trace");
-    if ((opts->traces > 1 || opts->trace_variant) && !opts->search_trace)
+    if (opts->trace_variant && !opts->search_trace)
         PT_FAIL(err, PT_ERR_CONFIG, "several traces per problem need the search trace");
     if ((opts->short_prompt || opts->search_trace) && kind != TASK_COUNTDOWN)
         PT_FAIL(err, PT_ERR_CONFIG, "the short prompt style and the search trace are countdown's only");
@@ -144,6 +144,15 @@ static pt_status hash_set_add(hash_set *s, uint64_t h, bool *added, pt_error *er
 
 /* ------------------------------------------------------------------------ generation */
 
+/* Prints ex's record as one compact JSON line and hands it to emit. */
+static pt_status emit_example(const task_example *ex, task_split split, task_emit_fn emit, void *ctx, pt_error *err) {
+    char *line = cJSON_PrintUnformatted(ex->record);
+    if (!line) return error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory printing an example");
+    pt_status st = emit(ctx, split, line, strlen(line), err);
+    free(line);
+    return st;
+}
+
 /* Emits copy v of candidate j (its own search trace), which must be the problem of key. */
 static pt_status emit_variant(const task_make_opts *cand, uint64_t j, int v, const char *key, task_emit_fn emit,
                               void *ctx, pt_error *err) {
@@ -151,14 +160,10 @@ static pt_status emit_variant(const task_make_opts *cand, uint64_t j, int v, con
     o.trace_variant = v;
     task_example ex;
     PT_TRY(task_candidate_with(&ex, &o, j, err));
-    pt_status st = PT_OK;
-    if (strcmp(ex.key, key) != 0)
-        st = error_set(err, PT_ERR_INTERNAL, __FILE__, __LINE__, "trace copy %d of candidate %llu is another problem",
-                       v, (unsigned long long)j);
-    char *line = st == PT_OK ? cJSON_PrintUnformatted(ex.record) : NULL;
-    if (st == PT_OK && !line) st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory printing an example");
-    if (st == PT_OK) st = emit(ctx, TASK_SPLIT_TRAIN, line, strlen(line), err);
-    free(line);
+    pt_status st = strcmp(ex.key, key) == 0
+                       ? emit_example(&ex, TASK_SPLIT_TRAIN, emit, ctx, err)
+                       : error_set(err, PT_ERR_INTERNAL, __FILE__, __LINE__,
+                                   "trace copy %d of candidate %llu is another problem", v, (unsigned long long)j);
     task_example_free(&ex);
     return st;
 }
@@ -188,10 +193,7 @@ pt_status task_generate(const task_make_opts *opts, task_emit_fn emit, void *ctx
         bool added = false;
         if (have[split] < want[split]) st = hash_set_add(&seen[split], fnv1a64(ex.key), &added, err);
         if (st == PT_OK && added) {
-            char *line = cJSON_PrintUnformatted(ex.record);
-            if (!line) st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory printing an example");
-            if (st == PT_OK) st = emit(ctx, split, line, strlen(line), err);
-            free(line);
+            st = emit_example(&ex, split, emit, ctx, err);
             have[split]++;
             for (int v = 1; st == PT_OK && split == TASK_SPLIT_TRAIN && v < opts->traces; v++)
                 st = emit_variant(&cand, j, v, ex.key, emit, ctx, err);

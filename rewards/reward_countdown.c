@@ -255,13 +255,9 @@ static bool trace_lit(const char **s, const char *end, const char *lit) {
     return true;
 }
 
-/* One verdict line [s, end) ("a op b = v, v op c = w[, need T], yes."): true when it says yes,
- * every step's arithmetic is exact and the last value is target. */
-static bool trace_line_true_yes(const char *s, const char *end, int64_t target) {
-    static const char yes[] = ", yes.";
-    size_t ny = sizeof yes - 1;
-    if ((size_t)(end - s) < ny || memcmp(end - ny, yes, ny) != 0) return false;
-    end -= ny;
+/* The steps of a verdict line, its verdict cut off ("a op b = v, v op c = w[, need T]"): true
+ * when every step's arithmetic is exact and the last value is target. */
+static bool trace_steps_reach(const char *s, const char *end, int64_t target) {
     int64_t last = 0;
     int steps = 0;
     while (s < end) {
@@ -300,17 +296,18 @@ static bool trace_verified(const char *c, int64_t target) {
     const char *from = open ? open + strlen("<think>") : c;
     const char *close = strstr(from, "</think>");
     const char *to = close ? close : from + strlen(from);
-    const char *last = NULL, *last_end = NULL;
+    const char *last = NULL, *last_end = NULL; /* the last verdict line, without its verdict */
+    bool last_yes = false;
     for (const char *ln = from; ln < to;) {
         const char *nl = memchr(ln, '\n', (size_t)(to - ln));
-        const char *e = nl ? nl : to;
-        const char *t = e;
+        const char *t = nl ? nl : to;
         while (t > ln && (t[-1] == ' ' || t[-1] == '\r')) t--;
-        if ((t - ln >= 6 && memcmp(t - 6, ", yes.", 6) == 0) || (t - ln >= 5 && memcmp(t - 5, ", no.", 5) == 0))
-            last = ln, last_end = t;
+        bool yes = t - ln >= 6 && memcmp(t - 6, ", yes.", 6) == 0;
+        if (yes || (t - ln >= 5 && memcmp(t - 5, ", no.", 5) == 0))
+            last = ln, last_end = t - (yes ? 6 : 5), last_yes = yes;
         ln = nl ? nl + 1 : to;
     }
-    return last && trace_line_true_yes(last, last_end, target);
+    return last && last_yes && trace_steps_reach(last, last_end, target);
 }
 
 static bool read_int(int64_t *out, const cJSON *v) {
