@@ -35,6 +35,11 @@ static const config_key MAKE_KEYS[] = {
     {"traces", CONFIG_INT, "1",
      "countdown with --trace search or check: write each training problem this many times, each with its own "
      "random search (--n counts problems; held-out problems are written once)"},
+    {"misses", CONFIG_STRING, "\"uniform\"",
+     "countdown with --trace search or check: how many rejected attempts come before the solution: uniform "
+     "(0..--max_misses, equally likely) or geometric (after each, another with probability 1/2, up to "
+     "--max_misses), which gives every attempt the same odds of being the last"},
+    {"max_misses", CONFIG_INT, "3", "countdown with --trace search or check: rejected attempts at most (1..12)"},
     {"prompt_style", CONFIG_STRING, "\"tinyzero\"",
      "countdown: tinyzero (the task's instructions in full) or short (\"Using the numbers [a, b, c], make T.\")"},
 };
@@ -134,6 +139,21 @@ static int data_make(int argc, char **argv) {
         fprintf(stderr, "posttrain data make: --traces %lld: expected 1..%d\n", (long long)traces, TASK_MAX_TRACES);
         goto done;
     }
+    const char *misses = config_string(&cfg, "misses");
+    if (strcmp(misses, "uniform") != 0 && strcmp(misses, "geometric") != 0) {
+        fprintf(stderr, "posttrain data make: --misses '%s': expected uniform or geometric\n", misses);
+        goto done;
+    }
+    int64_t max_misses = config_int(&cfg, "max_misses");
+    if (max_misses < 1 || max_misses > TASK_MAX_MISSES) {
+        fprintf(stderr, "posttrain data make: --max_misses %lld: expected 1..%d\n", (long long)max_misses, TASK_MAX_MISSES);
+        goto done;
+    }
+    const bool geometric = strcmp(misses, "geometric") == 0;
+    if ((geometric || max_misses != TASK_SEARCH_MISSES) && strcmp(trace, "direct") == 0) {
+        fprintf(stderr, "posttrain data make: --misses and --max_misses need --trace search or check\n");
+        goto done;
+    }
     task_make_opts o = {.kind = kind,
                         .seed = (uint64_t)config_int(&cfg, "seed"),
                         .difficulty = (int)difficulty,
@@ -143,7 +163,9 @@ static int data_make(int argc, char **argv) {
                         .short_prompt = strcmp(style, "short") == 0,
                         .search_trace = strcmp(trace, "direct") != 0,
                         .name_target = strcmp(trace, "check") == 0,
-                        .traces = (int)traces};
+                        .traces = (int)traces,
+                        .max_misses = max_misses == TASK_SEARCH_MISSES ? 0 : (int)max_misses,
+                        .geometric_misses = geometric};
     if (task_write_jsonl(&o, out, eval_out, &err) != PT_OK) {
         rc = cli_fail("data make", &err);
         goto done;

@@ -13,10 +13,13 @@
  * "a op b = v" line per combination, and the answer prints the tree with the fewest parentheses
  * that keep its meaning under the usual precedence (a right operand of - or / that is itself
  * + - or * / is parenthesised). Every number is used exactly once in the reference solution.
- * The search trace (search_trace) instead lists, one line each, up to CD_SEARCH_MISSES distinct
- * random combinations of all the numbers that miss the target ("a op b = v, v op c = w, no.")
- * and then the reference solution ("..., yes."); a random combination that reaches the target
- * ends the search and is the answer. With name_target each attempt names the target before its
+ * The search trace (search_trace) instead lists, one line each, distinct random combinations of
+ * all the numbers that miss the target ("a op b = v, v op c = w, no.") and then the reference
+ * solution ("..., yes."); a random combination that reaches the target ends the search and is the
+ * answer. How many miss: uniform in 0..max_misses (default TASK_SEARCH_MISSES), or with
+ * geometric_misses one more with probability 1/2 after each, up to max_misses. With a uniform
+ * count the last possible attempt is always a "yes", and a model learns to say "yes" there
+ * whatever the value; the geometric count gives every attempt the same odds of being the last. With name_target each attempt names the target before its
  * verdict ("a op b = v, v op c = w, need T, no."), so the verdict compares two numbers on the same
  * line instead of the line's value with the target stated at the top of the reasoning.
  */
@@ -26,7 +29,7 @@
 
 #include "datasets/tasks.h"
 
-enum { CD_MAX_NUMBERS = 6, CD_MAX_VALUE = 100000, CD_MAX_TARGET = 999, CD_MAX_DRAWS = 10000, CD_SEARCH_MISSES = 3 };
+enum { CD_MAX_NUMBERS = 6, CD_MAX_VALUE = 100000, CD_MAX_TARGET = 999, CD_MAX_DRAWS = 10000 };
 
 typedef struct cd_node {
     int64_t value;
@@ -111,8 +114,9 @@ static void print_attempt(task_text *t, const cd_node *nodes, int k, int root, b
     task_text_printf(t, hit ? ", yes.\n" : ", no.\n");
 }
 
-pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  bool search, bool name_target, rng *search_rng, pt_error *err) {
+pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number,
+                                  const task_make_opts *opts, rng *search_rng, pt_error *err) {
+    const bool short_prompt = opts->short_prompt, search = opts->search_trace, name_target = opts->name_target;
     out->record = NULL;
     out->key = NULL;
     const int k = difficulty + 2;
@@ -137,14 +141,19 @@ pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int
                          list.buf, (long long)target);
     task_text_printf(&completion, "<think>\nI need to reach %lld using %s.\n", (long long)target, list.buf);
     if (search) {
-        /* 0..CD_SEARCH_MISSES random combinations of the numbers that miss the target, then the
-         * reference solution; an attempt that happens to hit the target ends the search (it is a
-         * solution too, and becomes the answer). Drawn after the problem: the problem and its key
-         * are those of the direct trace. */
+        /* Random combinations of the numbers that miss the target, then the reference solution;
+         * an attempt that happens to hit the target ends the search (it is a solution too, and
+         * becomes the answer). Drawn after the problem: the problem and its key are those of the
+         * direct trace. */
         if (search_rng) r = search_rng;
-        const int misses = (int)rng_below(r, CD_SEARCH_MISSES + 1);
+        const int max_misses = opts->max_misses ? opts->max_misses : TASK_SEARCH_MISSES;
+        int misses = 0;
+        if (opts->geometric_misses)
+            while (misses < max_misses && rng_below(r, 2)) misses++;
+        else
+            misses = (int)rng_below(r, (uint64_t)max_misses + 1);
         bool hit = false;
-        task_text tried[CD_SEARCH_MISSES];
+        task_text tried[TASK_MAX_MISSES];
         for (int m = 0, tries = 0; m < misses && !hit && tries < 64; tries++) {
             cd_node att[2 * CD_MAX_NUMBERS];
             memcpy(att, nodes, (size_t)k * sizeof *att);

@@ -83,6 +83,10 @@ pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uin
         PT_FAIL(err, PT_ERR_CONFIG, "naming the target in each attempt needs the search trace");
     if (opts->trace_variant && !opts->search_trace)
         PT_FAIL(err, PT_ERR_CONFIG, "several traces per problem need the search trace");
+    if ((opts->max_misses || opts->geometric_misses) && !opts->search_trace)
+        PT_FAIL(err, PT_ERR_CONFIG, "the number of rejected attempts applies to the search trace only");
+    if (opts->max_misses < 0 || opts->max_misses > TASK_MAX_MISSES)
+        PT_FAIL(err, PT_ERR_CONFIG, "max_misses %d: expected 1..%d", opts->max_misses, TASK_MAX_MISSES);
     if ((opts->short_prompt || opts->search_trace) && kind != TASK_COUNTDOWN)
         PT_FAIL(err, PT_ERR_CONFIG, "the short prompt style and the search trace are countdown's only");
     /* a non-default number range is its own family of problems: its own streams */
@@ -96,8 +100,7 @@ pt_status task_candidate_with(task_example *out, const task_make_opts *opts, uin
     }
     switch (kind) {
     case TASK_COUNTDOWN:
-        return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER,
-                                       opts->short_prompt, opts->search_trace, opts->name_target,
+        return task_countdown_generate(out, &r, difficulty, max_number ? max_number : TASK_COUNTDOWN_MAX_NUMBER, opts,
                                        opts->trace_variant ? &search : NULL, err);
     case TASK_ARITHMETIC: return task_arithmetic_generate(out, &r, difficulty, err);
     case TASK_INSTRUCTIONS: return task_instructions_generate(out, &r, difficulty, err);

@@ -45,6 +45,8 @@
 #define TASK_TRACE_TAG 0x7472616365ull  /* "trace": the streams of a problem's extra search traces */
 #define TASK_EVAL_MODULUS 10            /* 1 in 10 problems is held out */
 #define TASK_MAX_TRACES 64               /* search traces per training problem, at most */
+#define TASK_SEARCH_MISSES 3            /* countdown search trace: rejected attempts at most, by default */
+#define TASK_MAX_MISSES 12              /* ... and the most --max_misses allows */
 #define TASK_STALL_LIMIT 2000           /* candidates in a row without a new example: space exhausted */
 
 typedef enum task_kind { TASK_COUNTDOWN, TASK_ARITHMETIC, TASK_INSTRUCTIONS } task_kind;
@@ -86,9 +88,6 @@ typedef struct task_text {
 } task_text;
 void task_text_printf(task_text *t, const char *fmt, ...) PT_PRINTF(2, 3);
 
-/* search_rng (NULL: r) draws the search trace's attempts, after the problem has been drawn from r. */
-pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number, bool short_prompt,
-                                  bool search, bool name_target, rng *search_rng, pt_error *err);
 pt_status task_arithmetic_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 pt_status task_instructions_generate(task_example *out, rng *r, int difficulty, pt_error *err);
 
@@ -99,8 +98,9 @@ typedef struct task_make_opts {
     int max_number; /* countdown: numbers are drawn from 1..max_number (0: 100) */
     bool short_prompt; /* countdown: "Using the numbers [a, b, c], make T." instead of TinyZero's
                           prompt with its instructions (the completion is the same) */
-    bool search_trace; /* countdown: the reasoning tries 0-3 random combinations that miss ("a + b
-                          = v, v * c = w, no.") before the one that reaches the target ("... yes.") */
+    bool search_trace; /* countdown: the reasoning tries random combinations that miss ("a + b = v,
+                          v * c = w, no.", 0-3 by default) before the one that reaches the target
+                          ("... yes.") */
     bool name_target;  /* countdown search trace: each attempt names the target before its verdict
                           ("a + b = v, v * c = w, need T, no.") */
     int traces;        /* countdown search trace: each training problem is written this many times
@@ -108,9 +108,20 @@ typedef struct task_make_opts {
                           the line written without it, n counts problems, held-out problems are
                           written once */
     int trace_variant; /* read by task_candidate_with: which copy (0: the first) */
+    int max_misses;    /* countdown search trace: rejected attempts before the solution, at most
+                          (0: TASK_SEARCH_MISSES; 1..TASK_MAX_MISSES) */
+    bool geometric_misses; /* countdown search trace: after each rejected attempt another follows with
+                              probability 1/2 (up to max_misses), so the verdict's odds do not depend
+                              on how many attempts came before; default: uniform in 0..max_misses */
     size_t n;       /* train examples */
     size_t eval_n;  /* held-out examples */
 } task_make_opts;
+
+/* The countdown generator behind task_candidate_with: the problem from r, the search trace's
+ * attempts (opts: search_trace, name_target, max_misses, geometric_misses) from search_rng (NULL:
+ * r) after it; opts' short_prompt picks the prompt. */
+pt_status task_countdown_generate(task_example *out, rng *r, int difficulty, int max_number,
+                                  const task_make_opts *opts, rng *search_rng, pt_error *err);
 
 /* Receives each accepted example as one line of compact JSON (no newline), in file order. */
 typedef pt_status (*task_emit_fn)(void *ctx, task_split split, const char *line, size_t len, pt_error *err);

@@ -429,6 +429,7 @@ typedef struct countdown_variant {
     bool short_prompt;
     bool search; /* the think block is a search trace (checked by check_search) */
     bool name_target; /* ... whose attempts name the target ("..., need T, no.") */
+    int max_attempts; /* ... of at most this many lines (0: 4, the default search's) */
 } countdown_variant;
 
 static void check_countdown(const cJSON *rec, int d, void *ctx) {
@@ -494,7 +495,8 @@ static void check_search(const cJSON *rec, int d, void *ctx) {
     int n = 0;
     for (char *line = strtok(copy, "\n"); line && n < 16; line = strtok(NULL, "\n"))
         if (strncmp(line, "I need", 6) != 0) tries[n++] = line;
-    cr_assert(n >= 1 && n <= 4, "%d attempts in: %s", n, think);
+    const int most = var->max_attempts ? var->max_attempts : 4;
+    cr_assert(n >= 1 && n <= most, "%d attempts (at most %d) in: %s", n, most, think);
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < i; j++) cr_assert_str_neq(tries[i], tries[j], "an attempt is repeated in: %s", think);
         const bool yes = strstr(tries[i], ", yes.") != NULL;
@@ -536,7 +538,7 @@ Test(tasks, countdown_search_trace) {
             task_example a, b;
             pt_error err = {0};
             cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-            countdown_variant var = {10, true, true, false};
+            countdown_variant var = {10, true, true, false, 0};
             check_search(a.record, d, &var);
             with_misses += strstr(get_str(a.record, "completion"), ", no.") != NULL;
             /* naming the target changes each attempt by ", need T" and nothing else */
@@ -563,6 +565,61 @@ Test(tasks, countdown_search_trace) {
     cr_assert(with_misses > 300, "too few traces with a rejected attempt (%d of 600)", with_misses);
 }
 
+static int attempt_lines(const cJSON *rec) {
+    int n = 0;
+    for (const char *c = get_str(rec, "completion"); (c = strstr(c, ", no.")) != NULL; c++) n++;
+    return n + 1;
+}
+
+/* How many attempts a search makes: with geometric_misses every attempt is the last with about
+ * the same odds (the draws stop with probability 1/2, a random hit ends a search a little
+ * earlier), where the uniform count makes the last possible attempt always the last; max_misses
+ * bounds both; the problem never changes; bad settings are refused. */
+Test(tasks, countdown_geometric_misses) {
+    enum { N = 3000, MAXM = 8 };
+    int reach[MAXM + 3] = {0}, reach_uniform[MAXM + 3] = {0};
+    for (int j = 0; j < N; j++) {
+        task_make_opts o = {.kind = TASK_COUNTDOWN, .seed = 5, .difficulty = 2, .max_number = 20,
+                            .short_prompt = true, .search_trace = true, .name_target = true};
+        task_example plain, three, geo, uni;
+        pt_error err = {0};
+        cr_assert_eq(task_candidate_with(&plain, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+        o.max_misses = 3; /* the default, spelled out */
+        cr_assert_eq(task_candidate_with(&three, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+        cr_assert_str_eq(get_str(three.record, "completion"), get_str(plain.record, "completion"));
+        o.max_misses = MAXM;
+        cr_assert_eq(task_candidate_with(&uni, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+        o.geometric_misses = true;
+        cr_assert_eq(task_candidate_with(&geo, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
+        countdown_variant var = {20, true, true, true, MAXM + 1};
+        check_search(geo.record, 2, &var);
+        check_search(uni.record, 2, &var);
+        cr_assert_str_eq(geo.key, plain.key, "the number of misses must not change the problem");
+        cr_assert_str_eq(uni.key, plain.key);
+        for (int k = 1, a = attempt_lines(geo.record); k <= a; k++) reach[k]++;
+        for (int k = 1, a = attempt_lines(uni.record); k <= a; k++) reach_uniform[k]++;
+        task_example_free(&plain), task_example_free(&three), task_example_free(&geo), task_example_free(&uni);
+    }
+    /* the share of searches that end at attempt k, of those that got there */
+    for (int k = 1; k <= 4; k++) {
+        const double stop = 1.0 - (double)reach[k + 1] / reach[k];
+        cr_assert(stop > 0.45 && stop < 0.62, "geometric: %.3f of the searches reaching attempt %d end there", stop, k);
+    }
+    cr_assert_gt(reach[7], 0, "no geometric search reached 7 attempts");
+    cr_assert_eq(reach_uniform[MAXM + 1] > N / 20 && reach_uniform[MAXM + 2] == 0, true,
+                 "uniform up to %d misses: %d searches reach attempt %d", MAXM, reach_uniform[MAXM + 1], MAXM + 1);
+    /* refusals */
+    task_make_opts bad = {.kind = TASK_COUNTDOWN, .seed = 5, .difficulty = 1, .geometric_misses = true};
+    task_example ex;
+    pt_error err = {0};
+    cr_assert_neq(task_candidate_with(&ex, &bad, 0, &err), PT_OK);
+    ASSERT_HAS(err.msg, "search trace");
+    bad.geometric_misses = false, bad.search_trace = true, bad.max_misses = TASK_MAX_MISSES + 1;
+    cr_assert_neq(task_candidate_with(&ex, &bad, 0, &err), PT_OK);
+    ASSERT_HAS(err.msg, "max_misses");
+    cr_assert_null(ex.record);
+}
+
 /* Several searches per problem: each training problem is written `traces` times in a row, the
  * first line is the line written without traces, every copy is a valid search of the same problem
  * (check_search), the copies are not all alike, and the held-out file does not change. */
@@ -581,7 +638,7 @@ Test(tasks, countdown_several_traces) {
     cr_assert_eq(b.n, 3 * a.n);
     cr_assert_eq(ea.n, eb.n);
     for (size_t i = 0; i < ea.n; i++) cr_assert_str_eq(ea.v[i], eb.v[i]);
-    countdown_variant var = {10, true, true, false};
+    countdown_variant var = {10, true, true, false, 0};
     int differ = 0;
     for (size_t i = 0; i < a.n; i++) {
         cr_assert_str_eq(b.v[3 * i], a.v[i], "copy 0 of problem %zu is not the single-trace line", i);
@@ -618,7 +675,7 @@ Test(tasks, countdown_variants) {
             task_example a, b, c, e;
             pt_error err = {0};
             cr_assert_eq(task_candidate_with(&a, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
-            countdown_variant var = {20, true, false, false};
+            countdown_variant var = {20, true, false, false, 0};
             check_countdown(a.record, d, &var);
             o.short_prompt = false;
             cr_assert_eq(task_candidate_with(&b, &o, (uint64_t)j, &err), PT_OK, "%s", err.msg);
