@@ -4,7 +4,7 @@
  * Params: "correct" (1.0), "well_formed" (0.1), "wrong" (0.0: no answer or malformed),
  * "numbers_column" ("numbers": a JSON array of integers), "target_column" ("target": an integer),
  * "allow_unary_minus" (false), "use_all" (false; TinyZero requires every number exactly once),
- * "exact_division" (false), "verified_trace" (false).
+ * "exact_division" (false), "verified_trace" (false), "sound_trace" (false).
  *
  * The expression is the text of the last <answer>…</answer> in the completion (no tag: "wrong").
  * Grammar (recursive descent, never eval):
@@ -27,6 +27,13 @@
  * task's search traces: "7 - 3 = 4, 4 * 6 = 24, yes.") says "yes", every "a op b = v" step on it
  * is exact integer arithmetic, and its last value is the target. Otherwise the answer scores
  * "well_formed": right by luck, its reasoning unearned (an optional ", need T" step is skipped).
+ *
+ * sound_trace: stricter — a correct answer scores "correct" only when all of the reasoning is
+ * sound: every verdict line is a chain of exact steps built from the given numbers (each operand
+ * a given number or an earlier value of the same line, each used at most once), every "yes" line
+ * ends at the target, and the last verdict is "yes". A right answer after a made-up step
+ * ("4 * 5 = 20, 3 * 20 = 120, yes." for 60) or a step over a number that was not given scores
+ * "well_formed".
  */
 #include "rewards/reward_countdown.h"
 
@@ -231,7 +238,7 @@ countdown_verdict countdown_check(char *why, size_t why_len, const char *expr, s
 
 typedef struct countdown_reward {
     double correct, well_formed, wrong;
-    bool verified_trace;
+    bool verified_trace, sound_trace;
     char numbers_column[REWARD_NAME_MAX], target_column[REWARD_NAME_MAX];
     countdown_rules rules;
 } countdown_reward;
@@ -255,11 +262,24 @@ static bool trace_lit(const char **s, const char *end, const char *lit) {
     return true;
 }
 
+/* Takes one v from the multiset pool[0..*n) (swapping the last in); false when v is not there. */
+static bool pool_take(int64_t *pool, int *n, int64_t v) {
+    for (int i = 0; i < *n; i++)
+        if (pool[i] == v) {
+            pool[i] = pool[--*n];
+            return true;
+        }
+    return false;
+}
+
 /* The steps of a verdict line, its verdict cut off ("a op b = v, v op c = w[, need T]"): true
- * when every step's arithmetic is exact and the last value is target. */
-static bool trace_steps_reach(const char *s, const char *end, int64_t target) {
-    int64_t last = 0;
-    int steps = 0;
+ * when there is at least one step and every step's arithmetic is exact integer arithmetic; *last
+ * is the last step's value. With numbers (n of them), the steps must also be built from them:
+ * each operand is a given number or an earlier step's value, and each is used at most once. */
+static bool trace_steps(int64_t *last, const char *s, const char *end, const int64_t *numbers, int n) {
+    int64_t pool[2 * COUNTDOWN_MAX_LITERALS];
+    int have = 0, steps = 0;
+    for (int i = 0; numbers && i < n; i++) pool[have++] = numbers[i];
     while (s < end) {
         if (steps && !trace_lit(&s, end, ", ")) return false;
         int64_t a, b, v, want;
@@ -284,30 +304,48 @@ static bool trace_steps_reach(const char *s, const char *end, int64_t target) {
         default: return false;
         }
         if (want != v) return false;
-        last = v;
-        steps++;
+        if (numbers) {
+            if (!pool_take(pool, &have, a) || !pool_take(pool, &have, b)) return false;
+            pool[have++] = v; /* room: each step takes two and gives back one */
+        }
+        *last = v;
+        if (++steps > COUNTDOWN_MAX_LITERALS) return false;
     }
-    return steps > 0 && last == target;
+    return steps > 0;
 }
 
-/* verified_trace's test on completion c (see the file comment). */
-static bool trace_verified(const char *c, int64_t target) {
-    const char *open = strstr(c, "<think>");
-    const char *from = open ? open + strlen("<think>") : c;
-    const char *close = strstr(from, "</think>");
-    const char *to = close ? close : from + strlen(from);
-    const char *last = NULL, *last_end = NULL; /* the last verdict line, without its verdict */
-    bool last_yes = false;
-    for (const char *ln = from; ln < to;) {
-        const char *nl = memchr(ln, '\n', (size_t)(to - ln));
-        const char *t = nl ? nl : to;
-        while (t > ln && (t[-1] == ' ' || t[-1] == '\r')) t--;
-        bool yes = t - ln >= 6 && memcmp(t - 6, ", yes.", 6) == 0;
-        if (yes || (t - ln >= 5 && memcmp(t - 5, ", no.", 5) == 0))
-            last = ln, last_end = t - (yes ? 6 : 5), last_yes = yes;
-        ln = nl ? nl + 1 : to;
+/* The next verdict line of the reasoning [*ln, to) — a line ending in ", yes." or ", no." — from
+ * *ln on: its text without the verdict in [*from, *end), *yes its verdict; false when none is left. */
+static bool next_verdict(const char **ln, const char *to, const char **from, const char **end, bool *yes) {
+    while (*ln < to) {
+        const char *nl = memchr(*ln, '\n', (size_t)(to - *ln));
+        const char *t = nl ? nl : to, *line = *ln;
+        *ln = nl ? nl + 1 : to;
+        while (t > line && (t[-1] == ' ' || t[-1] == '\r')) t--;
+        *yes = t - line >= 6 && memcmp(t - 6, ", yes.", 6) == 0;
+        if (*yes || (t - line >= 5 && memcmp(t - 5, ", no.", 5) == 0)) {
+            *from = line, *end = t - (*yes ? 6 : 5);
+            return true;
+        }
     }
-    return last && last_yes && trace_steps_reach(last, last_end, target);
+    return false;
+}
+
+/* verified_trace's test (numbers NULL) or sound_trace's (see the file comment) on completion c. */
+static bool trace_checked(const char *c, int64_t target, const int64_t *numbers, int n) {
+    const char *open = strstr(c, "<think>");
+    const char *ln = open ? open + strlen("<think>") : c;
+    const char *close = strstr(ln, "</think>");
+    const char *to = close ? close : ln + strlen(ln);
+    const char *from = NULL, *end = NULL, *last = NULL, *last_end = NULL;
+    bool yes = false, last_yes = false;
+    while (next_verdict(&ln, to, &from, &end, &yes)) {
+        last = from, last_end = end, last_yes = yes;
+        int64_t v;
+        if (numbers && (!trace_steps(&v, from, end, numbers, n) || (yes && v != target))) return false;
+    }
+    int64_t v;
+    return last && last_yes && trace_steps(&v, last, last_end, numbers, n) && v == target;
 }
 
 static bool read_int(int64_t *out, const cJSON *v) {
@@ -349,7 +387,8 @@ static void countdown_one(const countdown_reward *cd, reward_result *out, const 
     }
     const char *e = open + strlen("<answer>");
     countdown_verdict v = countdown_check(NULL, 0, e, (size_t)(close - e), numbers, n, target, &cd->rules);
-    if (v == COUNTDOWN_CORRECT && cd->verified_trace && !trace_verified(c, target)) v = COUNTDOWN_WRONG;
+    if (v == COUNTDOWN_CORRECT && cd->verified_trace && !trace_checked(c, target, NULL, 0)) v = COUNTDOWN_WRONG;
+    if (v == COUNTDOWN_CORRECT && cd->sound_trace && !trace_checked(c, target, numbers, n)) v = COUNTDOWN_WRONG;
     reward_result_ok(out, v == COUNTDOWN_CORRECT ? cd->correct : v == COUNTDOWN_WRONG ? cd->well_formed : cd->wrong);
 }
 
@@ -377,7 +416,8 @@ static pt_status column_param(char *dst, size_t cap, const cJSON *cfg, const cha
 
 pt_status reward_countdown_init(reward *self, const cJSON *cfg, pt_error *err) {
     static const char *const keys[] = {"correct",        "well_formed",   "wrong",   "numbers_column",
-                                       "target_column",  "allow_unary_minus", "use_all", "exact_division", "verified_trace"};
+                                       "target_column",  "allow_unary_minus", "use_all", "exact_division", "verified_trace",
+                                       "sound_trace"};
     PT_TRY(reward_cfg_check_keys(cfg, keys, (int)(sizeof keys / sizeof keys[0]), err));
     countdown_reward cd = {0};
     PT_TRY(reward_cfg_number(&cd.correct, cfg, "correct", 1.0, err));
@@ -389,6 +429,7 @@ pt_status reward_countdown_init(reward *self, const cJSON *cfg, pt_error *err) {
     PT_TRY(reward_cfg_bool(&cd.rules.use_all, cfg, "use_all", false, err));
     PT_TRY(reward_cfg_bool(&cd.rules.exact_division, cfg, "exact_division", false, err));
     PT_TRY(reward_cfg_bool(&cd.verified_trace, cfg, "verified_trace", false, err));
+    PT_TRY(reward_cfg_bool(&cd.sound_trace, cfg, "sound_trace", false, err));
     countdown_reward *impl = malloc(sizeof *impl);
     PT_CHECK_ALLOC(impl, err, sizeof *impl);
     *impl = cd;

@@ -329,13 +329,68 @@ Test(rewards_countdown, verified_trace) {
     expect_create_error("{\"type\": \"countdown\", \"verified_trace\": 1}", "verified_trace");
 }
 
-/* Every worked solution of the countdown task's search traces (both styles) is verified; the
- * same solution with its "yes" line's last value changed is not. */
+/* sound_trace: the answer counts only when every verdict line is built truthfully from the given
+ * numbers and the last one reaches the target. */
+Test(rewards_countdown, sound_trace) {
+    const char *cols = "{\"numbers\": [6, 7, 3], \"target\": 24}";
+    const char *twice = "{\"numbers\": [6, 6, 4], \"target\": 24}";
+    const rule_case cases[] = {
+        {"<think>\nI need to reach 24 using 6, 7, 3.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think>\n<answer>(7 - 3) * 6</answer>",
+         cols, -1, REWARD_OK, 1.0},
+        {"<think>\n6 + 7 = 13, 13 * 3 = 39, no.\n7 - 3 = 4, 6 * 4 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols,
+         -1, REWARD_OK, 1.0},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, need 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK,
+         1.0},
+        {"<think>\n6 / 6 = 1, 4 * 6 = 24, yes.\n</think><answer>4 * 6</answer>", twice, -1, REWARD_OK, 0.1},
+        {"<think>\n6 + 6 = 12, 4 * 6 = 24, yes.\n</think><answer>4 * 6</answer>", twice, -1, REWARD_OK, 0.1},
+        {"<think>\n6 - 4 = 2, 6 * 4 = 24, yes.\n</think><answer>4 * 6</answer>", twice, -1, REWARD_OK, 0.1},
+        {"<think>\n6 * 4 = 24, yes.\n</think><answer>6 * 4</answer>", twice, -1, REWARD_OK, 1.0},
+        {"<think>\n6 * 6 = 36, 36 - 4 = 32, no.\n4 * 6 = 24, yes.\n</think><answer>6 * 4</answer>", twice, -1,
+         REWARD_OK, 1.0},
+        /* what verified_trace accepts and sound_trace does not: a number that was not given, a
+         * value used twice, a false step on a rejected attempt, an earlier false "yes" */
+        {"<think>\n18 / 3 = 6, 6 * 4 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, 24 * 1 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1,
+         REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4, 4 + 4 = 8, 8 * 3 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK,
+         0.1},
+        {"<think>\n6 + 7 = 12, 12 * 3 = 36, no.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>",
+         cols, -1, REWARD_OK, 0.1},
+        {"<think>\n6 + 7 = 13, 13 * 3 = 39, yes.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>",
+         cols, -1, REWARD_OK, 0.1},
+        {"<think>\n6 + 7 = 13, no.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1,
+         REWARD_OK, 1.0},
+        {"<think>\n6 + 7 = 13, 13 + x = 39, no.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>",
+         cols, -1, REWARD_OK, 0.1},
+        /* and what neither accepts */
+        {"<think>\n7 - 3 = 5, 5 * 6 = 24, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, yes.\n6 + 7 = 13, no.\n</think><answer>(7 - 3) * 6</answer>", cols, -1,
+         REWARD_OK, 0.1},
+        {"<answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.1},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think><answer>7 - 3 * 6</answer>", cols, -1, REWARD_OK, 0.1},
+    };
+    run_cases("{\"type\": \"countdown\", \"sound_trace\": true}", cases, N(cases));
+    const rule_case verified[] = {{cases[8].completion, cols, -1, REWARD_OK, 1.0},
+                                  {cases[9].completion, cols, -1, REWARD_OK, 1.0},
+                                  {cases[10].completion, cols, -1, REWARD_OK, 1.0},
+                                  {cases[11].completion, cols, -1, REWARD_OK, 1.0},
+                                  {cases[12].completion, cols, -1, REWARD_OK, 1.0}};
+    run_cases("{\"type\": \"countdown\", \"verified_trace\": true}", verified, N(verified));
+    expect_create_error("{\"type\": \"countdown\", \"sound_trace\": \"yes\"}", "sound_trace");
+}
+
+/* Every worked solution of the countdown task's search traces (both styles) is verified and
+ * sound; the same solution with its "yes" line's last value changed is neither, and with a
+ * rejected attempt's first step made false it is verified but not sound. */
 Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
     reward *r = NULL;
     pt_error err = {0};
+    reward *sound = NULL;
     cr_assert_eq(reward_create_json(&r, "{\"type\": \"countdown\", \"verified_trace\": true}", NULL, &err), PT_OK,
                  "%s", err.msg);
+    cr_assert_eq(reward_create_json(&sound, "{\"type\": \"countdown\", \"sound_trace\": true}", NULL, &err),
+                 PT_OK, "%s", err.msg);
+    int false_misses = 0;
     for (int style = 0; style < 2; style++) {
         task_make_opts o = {.kind = TASK_COUNTDOWN, .seed = 7, .difficulty = 1, .max_number = 10,
                             .short_prompt = true, .search_trace = true, .name_target = style == 1};
@@ -363,6 +418,29 @@ Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
             cr_expect(res[0].status == REWARD_OK && res[0].score == 1.0, "not verified (%s): %s", res[0].reason,
                       completion);
             cr_expect(res[1].status == REWARD_OK && res[1].score == 0.1, "verified after a change: %s", broken);
+            cr_assert_eq(reward_score(sound, res, items, 2, &err), PT_OK, "%s", err.msg);
+            cr_expect(res[0].status == REWARD_OK && res[0].score == 1.0, "not sound (%s): %s", res[0].reason,
+                      completion);
+            cr_expect(res[1].status == REWARD_OK && res[1].score == 0.1, "sound after a change: %s", broken);
+            /* a rejected attempt's first value made false ("a op b = v" -> v + 1) */
+            const char *no = strstr(completion, ", no.");
+            if (no) {
+                char *lie = strdup(completion);
+                char *v = strstr(strchr(lie, '.') + 1, " = "); /* the first step after "I need ... ." */
+                cr_assert(v && v < lie + (no - completion), "no step before the first verdict in %s", completion);
+                v += 3;
+                cr_assert(*v >= '0' && *v <= '9');
+                char *last = v;
+                while (last[1] >= '0' && last[1] <= '9') last++;
+                *last = *last == '9' ? '8' : (char)(*last + 1);
+                reward_item one = {"prompt", lie, colj, -1};
+                cr_assert_eq(reward_score(r, res, &one, 1, &err), PT_OK, "%s", err.msg);
+                cr_expect(res[0].score == 1.0, "a false rejected attempt should still be verified: %s", lie);
+                cr_assert_eq(reward_score(sound, res, &one, 1, &err), PT_OK, "%s", err.msg);
+                cr_expect(res[0].score == 0.1, "sound with a false step: %s", lie);
+                false_misses++;
+                free(lie);
+            }
             changed++;
             free(broken);
             free(colj);
@@ -371,7 +449,9 @@ Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
         }
         cr_expect_eq(changed, 200);
     }
+    cr_expect_gt(false_misses, 200, "too few traces with a rejected attempt (%d)", false_misses);
     reward_free(r);
+    reward_free(sound);
 }
 
 /* ---- length and repetition --------------------------------------------------------------- */
