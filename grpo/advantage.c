@@ -31,6 +31,35 @@ static int masked_mean_std(double *mean, double *std, const double *r, const uin
     return k;
 }
 
+/* A group is "zero std" with fewer than two valid rewards or std_g ≤ 1e-8 (see the header). */
+static int zero_std(int valid, double std) { return valid < 2 || std <= 1e-8; }
+
+void grpo_reward_tally_add(grpo_reward_tally *t, const double *rewards, const uint8_t *reward_ok, int n_groups, int G) {
+    for (int g = 0; g < n_groups; g++) {
+        const double *r = rewards + (size_t)g * G;
+        const uint8_t *ok = reward_ok ? reward_ok + (size_t)g * G : NULL;
+        double mean, std;
+        int k = masked_mean_std(&mean, &std, r, ok, G);
+        for (int i = 0; i < G; i++)
+            if (!ok || ok[i]) t->sum += r[i];
+        t->valid += k;
+        t->masked += G - k;
+        t->std_sum += std;
+        t->zero_std_groups += zero_std(k, std);
+        t->groups++;
+    }
+}
+
+grpo_adv_stats grpo_reward_tally_stats(const grpo_reward_tally *t) {
+    grpo_adv_stats st = {.zero_std_groups = t->zero_std_groups, .masked = t->masked};
+    st.reward = t->valid ? t->sum / t->valid : 0.0;
+    if (t->groups > 0) {
+        st.reward_std = t->std_sum / t->groups;
+        st.frac_reward_zero_std = (double)t->zero_std_groups / t->groups;
+    }
+    return st;
+}
+
 pt_status grpo_advantages(float *adv, uint8_t *valid, grpo_adv_stats *stats, const double *rewards,
                           const uint8_t *reward_ok, int n_groups, int G, grpo_scale_rewards scale, pt_error *err) {
     PT_CHECK(adv && rewards && n_groups >= 0 && G >= 1, err, PT_ERR_INVALID, "grpo_advantages: bad arguments");
@@ -40,18 +69,12 @@ pt_status grpo_advantages(float *adv, uint8_t *valid, grpo_adv_stats *stats, con
                  "grpo_advantages: reward %d (prompt %d, sample %d) is %g; a reward must be finite or masked", i,
                  i / G, i % G, rewards[i]);
     double batch_mean, batch_std;
-    int n_valid = masked_mean_std(&batch_mean, &batch_std, rewards, reward_ok, n);
-    grpo_adv_stats st = {0};
-    st.reward = batch_mean;
-    st.masked = n - n_valid;
+    masked_mean_std(&batch_mean, &batch_std, rewards, reward_ok, n);
     for (int g = 0; g < n_groups; g++) {
         const double *r = rewards + (size_t)g * G;
         const uint8_t *ok = reward_ok ? reward_ok + (size_t)g * G : NULL;
         double mean, std;
-        int k = masked_mean_std(&mean, &std, r, ok, G);
-        int zero = k < 2 || std <= 1e-8;
-        st.zero_std_groups += zero;
-        st.reward_std += std;
+        masked_mean_std(&mean, &std, r, ok, G);
         double denom = scale == GRPO_SCALE_GROUP ? std + GRPO_ADV_EPS
                        : scale == GRPO_SCALE_BATCH ? batch_std + GRPO_ADV_EPS : 1.0;
         for (int s = 0; s < G; s++) {
@@ -61,11 +84,11 @@ pt_status grpo_advantages(float *adv, uint8_t *valid, grpo_adv_stats *stats, con
             if (valid) valid[i] = (uint8_t)on;
         }
     }
-    if (n_groups > 0) {
-        st.reward_std /= n_groups;
-        st.frac_reward_zero_std = (double)st.zero_std_groups / n_groups;
+    if (stats) {
+        grpo_reward_tally tally = {0};
+        grpo_reward_tally_add(&tally, rewards, reward_ok, n_groups, G);
+        *stats = grpo_reward_tally_stats(&tally);
     }
-    if (stats) *stats = st;
     return PT_OK;
 }
 

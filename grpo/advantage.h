@@ -38,6 +38,20 @@ typedef struct grpo_adv_stats {
     int masked;                  /* completions without a valid reward */
 } grpo_adv_stats;
 
+/* The reward statistics of groups added one call at a time: with dynamic sampling the trainer adds
+ * every group it draws, kept or dropped, so the step's reward metrics describe the policy's
+ * samples rather than the informative part it trains on (with every group dropped but the
+ * informative ones, frac_reward_zero_std of the trained batch would always be 0). */
+typedef struct grpo_reward_tally {
+    double sum;     /* of valid rewards */
+    double std_sum; /* of std_g */
+    int valid, masked, groups, zero_std_groups;
+} grpo_reward_tally;
+
+void grpo_reward_tally_add(grpo_reward_tally *t, const double *rewards, const uint8_t *reward_ok, int n_groups, int G);
+/* reward, reward_std, frac_reward_zero_std (0 with no groups), zero_std_groups and masked. */
+grpo_adv_stats grpo_reward_tally_stats(const grpo_reward_tally *t);
+
 pt_status grpo_scale_rewards_parse(grpo_scale_rewards *out, const char *s, pt_error *err);
 const char *grpo_scale_rewards_name(grpo_scale_rewards s);
 

@@ -519,13 +519,9 @@ static pt_status log_step_rows(grpo_ctx *c, const grpo_step_stats *s, pt_error *
     const grpo_trainer *t = &c->tr;
     const int G = t->cfg.num_generations, nr = c->rewards.n;
     const size_t stride = (size_t)t->cfg.per_device_train_batch_size * (size_t)G;
-    /* per reward over the kept rollouts: rewards/<name>/mean and std of the scored items */
+    /* per reward over every drawn rollout (kept or not): rewards/<name>/mean and std of the scored items */
     for (int k = 0; k < nr; k++) {
-        double sum = 0, sq = 0, n = 0;
-        for (int i = 0; i < t->R; i++) {
-            const reward_result *r = &t->per_reward[(size_t)k * stride + (size_t)i];
-            if (r->status == REWARD_OK) sum += r->score, sq += r->score * r->score, n += 1;
-        }
+        const double *acc = t->drawn_per_reward + 3 * (size_t)k, sum = acc[0], sq = acc[1], n = acc[2];
         /* TRL logs torch.std: the sample std (Bessel), NaN for fewer than two scores */
         double mean = n > 0 ? sum / n : NAN, var = n > 1 ? (sq - n * mean * mean) / (n - 1) : NAN;
         char name[REWARD_NAME_MAX + 32];

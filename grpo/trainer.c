@@ -90,6 +90,7 @@ void grpo_trainer_free(grpo_trainer *t) {
     model_acts_free(&t->acts);
     if (t->has_ref) model_free(&t->ref);
     free(t->comp), free(t->prompts), free(t->reward), free(t->reward_ok), free(t->per_reward), free(t->text);
+    free(t->drawn_per_reward);
     free(t->adv), free(t->valid), free(t->tok_off), free(t->old_logp), free(t->ref_logp), free(t->cur_logp);
     free(t->flat_dlogp), free(t->flat_mask), free(t->ids), free(t->targets), free(t->dlogp), free(t->seq_start);
     free(t->mb_adv);
@@ -142,6 +143,7 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     t->reward = calloc(R, sizeof *t->reward);
     t->reward_ok = calloc(R, 1);
     t->per_reward = calloc(R * (size_t)rewards->n, sizeof *t->per_reward);
+    t->drawn_per_reward = calloc(3 * (size_t)(rewards->n ? rewards->n : 1), sizeof *t->drawn_per_reward);
     t->text = calloc(R, sizeof *t->text);
     t->adv = calloc(R, sizeof *t->adv);
     t->valid = calloc(R, 1);
@@ -156,7 +158,8 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     t->dlogp = calloc(BT, sizeof(float));
     t->seq_start = calloc((size_t)t->B + 1, sizeof(int));
     t->mb_adv = calloc((size_t)t->B, sizeof(float));
-    if (!t->comp || !t->prompts || !t->reward || !t->reward_ok || !t->per_reward || !t->text || !t->adv ||
+    if (!t->comp || !t->prompts || !t->reward || !t->reward_ok || !t->per_reward || !t->drawn_per_reward ||
+        !t->text || !t->adv ||
         !t->valid || !t->tok_off || !t->old_logp || !t->ref_logp || !t->cur_logp || !t->flat_dlogp ||
         !t->flat_mask || !t->ids || !t->targets || !t->dlogp || !t->seq_start || !t->mb_adv) {
         st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory for %zu rollouts of %d tokens", R, C);
@@ -283,6 +286,10 @@ static pt_status collect(grpo_trainer *t, grpo_prompt_source source, void *ctx, 
     PT_CHECK_ALLOC(in, err, (size_t)P * sizeof *in);
     pt_status st = PT_OK;
     int kept = 0;
+    const int nr = t->rewards->n;
+    const size_t stride = (size_t)P * G;
+    t->drawn = (grpo_reward_tally){0};
+    memset(t->drawn_per_reward, 0, 3 * (size_t)nr * sizeof *t->drawn_per_reward);
     for (int draw = 0; kept < P && draw <= (t->cfg.dynamic_sampling ? t->cfg.max_dynamic_draws : 0); draw++) {
         int want = P - kept, got = 0;
         PT_TRY_GOTO(st, source(ctx, in, want, &got, err), done);
@@ -290,6 +297,13 @@ static pt_status collect(grpo_trainer *t, grpo_prompt_source source, void *ctx, 
         PT_TRY_GOTO(st, generate_and_score(t, in, got, kept, s, err), done);
         s->prompts_drawn += got;
         int before = kept;
+        grpo_reward_tally_add(&t->drawn, t->reward + (size_t)before * G, t->reward_ok + (size_t)before * G, got, G);
+        for (int k = 0; k < nr; k++)
+            for (size_t i = (size_t)before * G; i < (size_t)(before + got) * G; i++) {
+                const reward_result *r = &t->per_reward[(size_t)k * stride + i];
+                double *acc = t->drawn_per_reward + 3 * (size_t)k;
+                if (r->status == REWARD_OK) acc[0] += r->score, acc[1] += r->score * r->score, acc[2] += 1;
+            }
         for (int p = before; p < before + got; p++) {
             int keep = !t->cfg.dynamic_sampling ||
                        grpo_group_informative(t->reward + (size_t)p * G, t->reward_ok + (size_t)p * G, G);
@@ -373,10 +387,10 @@ pt_status grpo_trainer_step(grpo_step_stats *s, grpo_trainer *t, grpo_prompt_sou
     s->groups = t->groups;
 
     /* advantages and the completion mask */
-    grpo_adv_stats as = {0};
-    PT_TRY(grpo_advantages(t->adv, t->valid, &as, t->reward, t->reward_ok, t->groups, G, t->cfg.scale_rewards, err));
-    s->reward = as.reward, s->reward_std = as.reward_std, s->frac_reward_zero_std = as.frac_reward_zero_std;
-    s->masked = as.masked;
+    PT_TRY(grpo_advantages(t->adv, t->valid, NULL, t->reward, t->reward_ok, t->groups, G, t->cfg.scale_rewards, err));
+    const grpo_adv_stats drawn = grpo_reward_tally_stats(&t->drawn);
+    s->reward = drawn.reward, s->reward_std = drawn.reward_std, s->frac_reward_zero_std = drawn.frac_reward_zero_std;
+    s->masked = drawn.masked;
     double len_sum = 0, truncated = 0, prompt_tokens = 0;
     s->min_length = R ? 1e300 : 0;
     t->tok_off[0] = 0;

@@ -124,6 +124,9 @@ typedef struct grpo_trainer {
     double *reward;               /* (R) weighted totals */
     uint8_t *reward_ok;           /* (R) */
     reward_result *per_reward;    /* (n_rewards, R) */
+    /* every group the last step drew, kept or not (what its reward metrics report) */
+    grpo_reward_tally drawn;
+    double *drawn_per_reward;     /* (n_rewards, 3): Σ score, Σ score², count of the valid scores */
     char **text;                  /* (R) decoded completions */
     float *adv;                   /* (R) */
     uint8_t *valid;               /* (R) the completion is in the loss */

@@ -97,3 +97,29 @@ Test(grpo_advantage, informative_groups) {
     cr_assert_eq(grpo_group_informative(r, ok, 4), 0, "the only differing reward is masked");
     cr_assert_eq(grpo_group_informative(r, NULL, 4), 1);
 }
+
+/* The tally adds groups call by call: three groups added as 1 + 2 give the statistics worked by
+ * hand, and the same as grpo_advantages's over all three at once. */
+Test(grpo_advantage, reward_tally_adds_groups) {
+    /* groups of 3: {1, 0, 0} std sqrt(1/3); {2, 2, 2} zero std; {4, masked, 0} std sqrt(8) */
+    double r[9] = {1, 0, 0, 2, 2, 2, 4, 7, 0};
+    uint8_t ok[9] = {1, 1, 1, 1, 1, 1, 1, 0, 1};
+    grpo_reward_tally t = {0};
+    grpo_reward_tally_add(&t, r, ok, 1, 3);
+    grpo_reward_tally_add(&t, r + 3, ok + 3, 2, 3);
+    grpo_adv_stats st = grpo_reward_tally_stats(&t);
+    cr_assert_float_eq(st.reward, 11.0 / 8.0, 1e-15);
+    cr_assert_float_eq(st.reward_std, (sqrt(1.0 / 3.0) + 0.0 + sqrt(8.0)) / 3.0, 1e-15);
+    cr_assert_float_eq(st.frac_reward_zero_std, 1.0 / 3.0, 1e-15);
+    cr_assert_eq(st.zero_std_groups, 1);
+    cr_assert_eq(st.masked, 1);
+    float adv[9];
+    grpo_adv_stats all;
+    pt_error err = {0};
+    cr_assert_eq(grpo_advantages(adv, NULL, &all, r, ok, 3, 3, GRPO_SCALE_GROUP, &err), PT_OK);
+    cr_assert(all.reward == st.reward && all.reward_std == st.reward_std &&
+              all.frac_reward_zero_std == st.frac_reward_zero_std && all.masked == st.masked);
+    grpo_reward_tally none = {0};
+    grpo_adv_stats empty = grpo_reward_tally_stats(&none);
+    cr_assert(empty.reward == 0 && empty.reward_std == 0 && empty.frac_reward_zero_std == 0);
+}

@@ -154,7 +154,9 @@ static bool group_has_spread(const grpo_trainer *t, int p) {
 }
 
 /* DAPO's dynamic sampling: every kept group has reward spread, and zero-spread groups were drawn
- * and dropped (more prompts drawn than P); without it such groups stay in the batch. */
+ * and dropped (more prompts drawn than P); without it such groups stay in the batch. The step's
+ * reward metrics count the dropped groups too: they describe the policy's samples, not the
+ * informative part trained on. */
 Test(grpo_trainer, dynamic_sampling_keeps_informative_groups) {
     policy_model m;
     reward_set rs;
@@ -172,8 +174,17 @@ Test(grpo_trainer, dynamic_sampling_keeps_informative_groups) {
         grpo_step_stats s;
         cr_assert_eq(grpo_trainer_step(&s, &t, toy_next, &src, &err), PT_OK, "%s", err.msg);
         cr_assert(s.groups <= 4);
-        for (int p = 0; p < s.groups; p++) cr_assert(group_has_spread(&t, p), "step %d kept group %d with no spread", k, p);
-        cr_assert_eq(s.frac_reward_zero_std, 0.0);
+        double hits = 0;
+        for (int p = 0; p < s.groups; p++) {
+            cr_assert(group_has_spread(&t, p), "step %d kept group %d with no spread", k, p);
+            for (int g = 0; g < 8; g++) hits += t.reward[p * 8 + g];
+        }
+        /* a dropped group is all misses (all hits has odds of about 40^-8) */
+        cr_assert_eq(s.frac_reward_zero_std, (double)(s.prompts_drawn - s.groups) / s.prompts_drawn);
+        cr_assert_float_eq(s.reward, hits / (8.0 * s.prompts_drawn), 1e-12, "step %d: reward %.6f over %d prompts", k,
+                           s.reward, s.prompts_drawn);
+        cr_assert_float_eq(t.drawn_per_reward[0] / t.drawn_per_reward[2], s.reward, 1e-12);
+        cr_assert_eq(t.drawn_per_reward[2], 8.0 * s.prompts_drawn);
         extra += s.prompts_drawn - 4;
         kept += s.groups;
     }
