@@ -472,10 +472,10 @@ static void rollout_card(report_buf *b, sqlite3_stmt *q, const char *label, cons
     const char *s;
     report_buf_printf(b, "<article class=\"rollout %s\"><h4>%s</h4><p class=\"meta\">reward <b>", cls, label);
     fmt_num(b, sqlite3_column_type(q, 5) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 5));
-    report_buf_puts(b, "</b> \xC2\xB7 advantage <b>");
-    if (sqlite3_column_type(q, 6) == SQLITE_NULL) report_buf_puts(b, "NaN");
-    else report_buf_printf(b, "%+.4g", sqlite3_column_double(q, 6));
-    report_buf_printf(b, "</b> \xC2\xB7 %lld tokens \xC2\xB7 finish <b>", (long long)sqlite3_column_int64(q, 7));
+    report_buf_puts(b, "</b> \xC2\xB7 advantage ");
+    if (sqlite3_column_type(q, 6) == SQLITE_NULL) report_buf_puts(b, "<b>none</b> (its group was not trained on)");
+    else report_buf_printf(b, "<b>%+.4g</b>", sqlite3_column_double(q, 6));
+    report_buf_printf(b, " \xC2\xB7 %lld tokens \xC2\xB7 finish <b>", (long long)sqlite3_column_int64(q, 7));
     s = col_text(q, 8, &n);
     report_html_escape(b, s, n);
     report_buf_printf(b, "</b> \xC2\xB7 prompt %lld, sample %lld</p>", (long long)sqlite3_column_int64(q, 0),

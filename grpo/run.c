@@ -533,16 +533,25 @@ static pt_status log_step_rows(grpo_ctx *c, const grpo_step_stats *s, pt_error *
     double *scores = calloc((size_t)(nr ? nr : 1), sizeof *scores);
     PT_CHECK_ALLOC(scores, err, (size_t)nr * sizeof *scores);
     pt_status st = PT_OK;
-    for (int i = 0; i < t->R && st == PT_OK; i++) {
+    /* the rollouts trained on, then those of the groups dynamic sampling dropped (no advantage) */
+    const int D = t->dropped * G;
+    for (int j = 0; j < t->R + D && st == PT_OK; j++) {
+        const bool kept = j < t->R;
+        const int i = kept ? j : j - t->R;
         for (int k = 0; k < nr; k++) {
-            const reward_result *r = &t->per_reward[(size_t)k * stride + (size_t)i];
+            const reward_result *r = kept ? &t->per_reward[(size_t)k * stride + (size_t)i]
+                                          : &t->drop_per_reward[(size_t)k * t->drop_stride + (size_t)i];
             scores[k] = r->status == REWARD_OK ? r->score : NAN;
         }
-        const grpo_prompt *p = &t->prompts[i / G];
-        run_rollout ro = {.prompt_index = p->index, .sample_index = i % G, .prompt = p->text, .completion = t->text[i],
+        const grpo_prompt *p = kept ? &t->prompts[i / G] : &t->drop_prompts[i / G];
+        const rollout_completion *comp = kept ? &t->comp[i] : &t->drop_comp[i];
+        const bool ok = kept ? t->reward_ok[i] : t->drop_reward_ok[i];
+        run_rollout ro = {.prompt_index = p->index, .sample_index = i % G, .prompt = p->text,
+                          .completion = kept ? t->text[i] : t->drop_text[i],
                           .reward_names = (const char *const *)c->reward_names, .reward_scores = scores,
-                          .n_rewards = nr, .reward = t->reward_ok[i] ? t->reward[i] : NAN,
-                          .advantage = t->adv[i], .length = t->comp[i].len, .finish_reason = finish_name(t->comp[i].finish)};
+                          .n_rewards = nr, .reward = ok ? (kept ? t->reward[i] : t->drop_reward[i]) : NAN,
+                          .advantage = kept ? t->adv[i] : NAN, .length = comp->len,
+                          .finish_reason = finish_name(comp->finish)};
         st = run_store_log_rollout(c->rs, &ro, err);
     }
     free(scores);

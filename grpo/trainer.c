@@ -75,8 +75,67 @@ static void free_prompt_copies(grpo_trainer *t, int n) {
     }
 }
 
+/* Groups dynamic sampling may drop in one step, at most. */
+static size_t drop_room(const grpo_config *c) {
+    return c->dynamic_sampling ? (size_t)c->per_device_train_batch_size * (size_t)(c->max_dynamic_draws + 1) : 0;
+}
+
+static void free_dropped(grpo_trainer *t) {
+    const size_t D = (size_t)t->dropped * (size_t)t->cfg.num_generations;
+    if (D) rollout_completions_free(t->drop_comp, (int)D);
+    for (size_t i = 0; i < D; i++) free(t->drop_text[i]), t->drop_text[i] = NULL;
+    for (int p = 0; p < t->dropped; p++) {
+        free((void *)t->drop_prompts[p].ids), free((void *)t->drop_prompts[p].text);
+        free((void *)t->drop_prompts[p].columns);
+        memset(&t->drop_prompts[p], 0, sizeof t->drop_prompts[p]);
+    }
+    t->dropped = 0;
+}
+
+/* A set of group slots: the batch's or the dropped groups'. */
+typedef struct group_slots {
+    grpo_prompt *prompts;
+    rollout_completion *comp;
+    char **text;
+    double *reward;
+    uint8_t *reward_ok;
+    reward_result *per_reward; /* reward r of completion i at [r·stride + i] */
+    size_t stride;
+} group_slots;
+
+static group_slots batch_slots(grpo_trainer *t) {
+    return (group_slots){t->prompts, t->comp, t->text, t->reward, t->reward_ok, t->per_reward,
+                         (size_t)t->cfg.per_device_train_batch_size * (size_t)t->cfg.num_generations};
+}
+
+/* Moves group `from` of src into slot `to` of dst, with ownership of its copies. */
+static void move_group_to(const grpo_trainer *t, const group_slots *dst, int to, const group_slots *src, int from) {
+    const int G = t->cfg.num_generations;
+    if (dst->prompts == src->prompts && to == from) return;
+    dst->prompts[to] = src->prompts[from];
+    memset(&src->prompts[from], 0, sizeof src->prompts[from]);
+    for (int g = 0; g < G; g++) {
+        size_t a = (size_t)to * G + g, b = (size_t)from * G + g;
+        dst->comp[a] = src->comp[b];
+        memset(&src->comp[b], 0, sizeof src->comp[b]);
+        dst->text[a] = src->text[b], src->text[b] = NULL;
+        dst->reward[a] = src->reward[b], dst->reward_ok[a] = src->reward_ok[b];
+        for (int r = 0; r < t->rewards->n; r++)
+            dst->per_reward[(size_t)r * dst->stride + a] = src->per_reward[(size_t)r * src->stride + b];
+    }
+}
+
+/* Moves group `from` of the batch into the next dropped slot. */
+static void drop_group(grpo_trainer *t, int from) {
+    const group_slots batch = batch_slots(t);
+    const group_slots dropped = {t->drop_prompts, t->drop_comp, t->drop_text, t->drop_reward, t->drop_reward_ok,
+                                 t->drop_per_reward, t->drop_stride};
+    move_group_to(t, &dropped, t->dropped++, &batch, from);
+}
+
 static void free_rollouts(grpo_trainer *t) {
     if (!t->comp) return;
+    free_dropped(t);
     rollout_completions_free(t->comp, t->R);
     for (int i = 0; i < t->R; i++) free(t->text[i]), t->text[i] = NULL;
     free_prompt_copies(t, t->groups);
@@ -91,6 +150,8 @@ void grpo_trainer_free(grpo_trainer *t) {
     if (t->has_ref) model_free(&t->ref);
     free(t->comp), free(t->prompts), free(t->reward), free(t->reward_ok), free(t->per_reward), free(t->text);
     free(t->drawn_per_reward);
+    free(t->drop_prompts), free(t->drop_comp), free(t->drop_text), free(t->drop_reward), free(t->drop_reward_ok);
+    free(t->drop_per_reward);
     free(t->adv), free(t->valid), free(t->tok_off), free(t->old_logp), free(t->ref_logp), free(t->cur_logp);
     free(t->flat_dlogp), free(t->flat_mask), free(t->ids), free(t->targets), free(t->dlogp), free(t->seq_start);
     free(t->mb_adv);
@@ -144,6 +205,14 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     t->reward_ok = calloc(R, 1);
     t->per_reward = calloc(R * (size_t)rewards->n, sizeof *t->per_reward);
     t->drawn_per_reward = calloc(3 * (size_t)(rewards->n ? rewards->n : 1), sizeof *t->drawn_per_reward);
+    const size_t room = drop_room(cfg), droom = room * (size_t)G + 1;
+    t->drop_stride = room * (size_t)G;
+    t->drop_prompts = calloc(room + 1, sizeof *t->drop_prompts);
+    t->drop_comp = calloc(droom, sizeof *t->drop_comp);
+    t->drop_text = calloc(droom, sizeof *t->drop_text);
+    t->drop_reward = calloc(droom, sizeof *t->drop_reward);
+    t->drop_reward_ok = calloc(droom, 1);
+    t->drop_per_reward = calloc(droom * (size_t)(rewards->n ? rewards->n : 1), sizeof *t->drop_per_reward);
     t->text = calloc(R, sizeof *t->text);
     t->adv = calloc(R, sizeof *t->adv);
     t->valid = calloc(R, 1);
@@ -159,6 +228,8 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     t->seq_start = calloc((size_t)t->B + 1, sizeof(int));
     t->mb_adv = calloc((size_t)t->B, sizeof(float));
     if (!t->comp || !t->prompts || !t->reward || !t->reward_ok || !t->per_reward || !t->drawn_per_reward ||
+        !t->drop_prompts || !t->drop_comp || !t->drop_text || !t->drop_reward || !t->drop_reward_ok ||
+        !t->drop_per_reward ||
         !t->text || !t->adv ||
         !t->valid || !t->tok_off || !t->old_logp || !t->ref_logp || !t->cur_logp || !t->flat_dlogp ||
         !t->flat_mask || !t->ids || !t->targets || !t->dlogp || !t->seq_start || !t->mb_adv) {
@@ -263,19 +334,8 @@ done:
 
 /* Moves group `from` into slot `to` (dynamic sampling compaction). */
 static void move_group(grpo_trainer *t, int to, int from) {
-    const int G = t->cfg.num_generations, Pmax = t->cfg.per_device_train_batch_size;
-    if (to == from) return;
-    t->prompts[to] = t->prompts[from];
-    memset(&t->prompts[from], 0, sizeof t->prompts[from]);
-    for (int g = 0; g < G; g++) {
-        size_t a = (size_t)to * G + g, b = (size_t)from * G + g;
-        t->comp[a] = t->comp[b];
-        memset(&t->comp[b], 0, sizeof t->comp[b]);
-        t->text[a] = t->text[b], t->text[b] = NULL;
-        t->reward[a] = t->reward[b], t->reward_ok[a] = t->reward_ok[b];
-        for (int r = 0; r < t->rewards->n; r++)
-            t->per_reward[(size_t)r * Pmax * G + a] = t->per_reward[(size_t)r * Pmax * G + b];
-    }
+    const group_slots batch = batch_slots(t);
+    move_group_to(t, &batch, to, &batch, from);
 }
 
 /* Draws prompts, generates and scores until the batch is full (dynamic sampling: of informative
@@ -311,11 +371,7 @@ static pt_status collect(grpo_trainer *t, grpo_prompt_source source, void *ctx, 
                 move_group(t, kept, p);
                 kept++;
             } else {
-                rollout_completions_free(t->comp + (size_t)p * G, G);
-                for (int g = 0; g < G; g++) free(t->text[(size_t)p * G + g]), t->text[(size_t)p * G + g] = NULL;
-                free((void *)t->prompts[p].ids), free((void *)t->prompts[p].text);
-                free((void *)t->prompts[p].columns);
-                memset(&t->prompts[p], 0, sizeof t->prompts[p]);
+                drop_group(t, p);
             }
         }
         t->groups = kept;

@@ -127,6 +127,16 @@ typedef struct grpo_trainer {
     /* every group the last step drew, kept or not (what its reward metrics report) */
     grpo_reward_tally drawn;
     double *drawn_per_reward;     /* (n_rewards, 3): Σ score, Σ score², count of the valid scores */
+    /* the groups dynamic sampling dropped in the last step, kept for logging (D = dropped·G; room
+     * for P·(max_dynamic_draws + 1) groups); laid out like the kept ones */
+    int dropped;
+    grpo_prompt *drop_prompts;    /* (dropped) copies, owned */
+    rollout_completion *drop_comp;
+    char **drop_text;
+    double *drop_reward;
+    uint8_t *drop_reward_ok;
+    reward_result *drop_per_reward; /* (n_rewards, drop_stride) */
+    size_t drop_stride;           /* room·G */
     char **text;                  /* (R) decoded completions */
     float *adv;                   /* (R) */
     uint8_t *valid;               /* (R) the completion is in the loss */

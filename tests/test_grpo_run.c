@@ -254,6 +254,41 @@ Test(grpo_run, store_holds_every_step_and_rollout) {
     world_free(&w);
 }
 
+/* Dynamic sampling with a reward no completion earns: every group drawn has equal rewards and is
+ * dropped, and the run store still holds all of them (2 draws of P prompts a step), without an
+ * advantage, with the reward metrics counting them. */
+Test(grpo_run, dynamic_sampling_stores_the_dropped_groups) {
+    world w;
+    world_init(&w);
+    write_file(w.rewards, "[{\"name\": \"never\", \"type\": \"regex\", \"pattern\": \"QQQQQQQQQQ\"}]\n");
+    char out[400];
+    snprintf(out, sizeof out, "%s/run", w.dir);
+    grpo_result res;
+    pt_error err = {0};
+    cr_assert_eq(run(&res, &w, out, "\"dynamic_sampling\": true, \"max_resample_draws\": 1", NULL, &err), PT_OK, "%s",
+                 err.msg);
+    sqlite3 *db = open_db(out);
+    for (int64_t s = 1; s <= 4; s++) {
+        cr_assert_eq(metric(db, s, "groups"), 0);
+        cr_assert_eq(metric(db, s, "prompts_drawn"), 2 * P_);
+        cr_assert_eq(metric(db, s, "frac_reward_zero_std"), 1.0);
+        cr_assert_eq(metric(db, s, "reward"), 0.0);
+        cr_assert_eq(count_rollouts(db, s), 2 * P_ * G_, "step %lld", (long long)s);
+        sqlite3_stmt *q;
+        cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM rollouts WHERE step = ?1 AND advantage IS NULL "
+                                            "AND reward = 0 AND rewards LIKE '%never%'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+        sqlite3_bind_int64(q, 1, s);
+        cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+        cr_assert_eq(sqlite3_column_int64(q, 0), 2 * P_ * G_, "step %lld: dropped rollouts need no advantage",
+                     (long long)s);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    world_free(&w);
+}
+
 static bool stop_after_3(void *ctx, const grpo_step_stats *s) {
     (void)ctx;
     return s->step < 3;

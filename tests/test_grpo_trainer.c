@@ -185,6 +185,14 @@ Test(grpo_trainer, dynamic_sampling_keeps_informative_groups) {
                            s.reward, s.prompts_drawn);
         cr_assert_float_eq(t.drawn_per_reward[0] / t.drawn_per_reward[2], s.reward, 1e-12);
         cr_assert_eq(t.drawn_per_reward[2], 8.0 * s.prompts_drawn);
+        /* the dropped groups are kept for the run store: whole, and without spread */
+        cr_assert_eq(t.dropped, s.prompts_drawn - s.groups);
+        for (int i = 0; i < t.dropped * 8; i++) {
+            cr_assert_eq(t.drop_reward[i], t.drop_reward[i / 8 * 8], "dropped group %d has spread", i / 8);
+            cr_assert_not_null(t.drop_text[i]);
+            cr_assert_eq(t.drop_comp[i].len, 1);
+        }
+        for (int p = 0; p < t.dropped; p++) cr_assert_not_null(t.drop_prompts[p].text);
         extra += s.prompts_drawn - 4;
         kept += s.groups;
     }

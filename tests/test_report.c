@@ -230,13 +230,14 @@ static void log_rollout(run_store *rs, int p, int k, const char *completion, dou
     double scores[] = {fmt_score, isnan(reward) ? NAN : reward};
     run_rollout r = {.prompt_index = p, .sample_index = k, .prompt = "<prompt & \"x\">\x01 " HOSTILE,
                      .completion = completion, .reward_names = names, .reward_scores = scores, .n_rewards = 2,
-                     .reward = reward, .advantage = isnan(reward) ? NAN : reward / 2, .length = 10 + k,
+                     .reward = reward, .advantage = isnan(reward) || reward == -1.0 ? NAN : reward / 2, .length = 10 + k,
                      .finish_reason = k % 2 ? "length" : "stop"};
     OKE(run_store_log_rollout(rs, &r, &e_));
 }
 
 /* A GRPO-like run of n_steps steps 0..n_steps-1 (the names grpo/run.c logs). Per step four
- * rollouts: BEST-s (reward 1+s), WORST-s (-1-s), MID-s (0) and NANR-s (NaN reward). */
+ * rollouts: BEST-s (reward 1+s), WORST-s (-1-s), MID-s (0) and NANR-s (NaN reward); advantage
+ * reward/2, none for WORST-0 (a group dynamic sampling dropped). */
 static void make_grpo_store(const char *dir, int n_steps) {
     run_store *rs = NULL;
     OKE(run_store_open(&rs, dir, 0, &e_));
@@ -420,6 +421,8 @@ Test(report, grpo_run) {
     cr_assert_null(strstr(h, "NANR-"), "a rollout without reward shown as best or worst");
     cr_assert_not_null(strstr(h, "reward <b>30</b> \xC2\xB7 advantage <b>+15</b> \xC2\xB7 10 tokens \xC2\xB7 finish <b>stop</b>"));
     cr_assert_not_null(strstr(h, "reward <b>-30</b> \xC2\xB7 advantage <b>-15</b> \xC2\xB7 11 tokens \xC2\xB7 finish <b>length</b>"));
+    cr_assert_not_null(strstr(h, "reward <b>-1</b> \xC2\xB7 advantage <b>none</b> (its group was not trained on) "
+                                 "\xC2\xB7 11 tokens"));
     /* header: the command, both starts, the config summary (escaped) */
     cr_assert_not_null(strstr(h, "<h1>posttrain report: grpo run</h1>"));
     cr_assert_eq(count(h, "</td><td>grpo</td>"), 2);
