@@ -79,7 +79,7 @@ pt_status grpo_bench(grpo_bench_result *r, const char *model_config_path, int P,
     task_make_opts to = {.kind = TASK_COUNTDOWN, .seed = 1, .difficulty = 1, .n = BENCH_PROMPTS, .eval_n = 0};
     if (st == PT_OK) st = task_generate(&to, keep_line, bp, NULL, err);
     for (int i = 0; st == PT_OK && i < bp->n; i++) {
-        tok_ids ids;
+        tok_ids ids = {0}; /* tokenizer_encode appends */
         if ((st = tokenizer_encode(&ids, tok, bp->text[i], strlen(bp->text[i]), TOK_ADD_SPECIAL, err)) != PT_OK) break;
         bp->ids[i] = malloc((ids.n ? ids.n : 1) * sizeof(int));
         if (!bp->ids[i]) st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory");
