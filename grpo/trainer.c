@@ -66,12 +66,12 @@ pt_status grpo_config_validate(const grpo_config *c, pt_error *err) {
     return lr_schedule_validate(&c->sched, err);
 }
 
-static void free_prompt_copies(grpo_trainer *t, int n) {
+static void free_prompt_copies(grpo_prompt *prompts, int n) {
     for (int p = 0; p < n; p++) {
-        free((void *)t->prompts[p].ids);
-        free((void *)t->prompts[p].text);
-        free((void *)t->prompts[p].columns);
-        memset(&t->prompts[p], 0, sizeof t->prompts[p]);
+        free((void *)prompts[p].ids);
+        free((void *)prompts[p].text);
+        free((void *)prompts[p].columns);
+        memset(&prompts[p], 0, sizeof prompts[p]);
     }
 }
 
@@ -84,11 +84,7 @@ static void free_dropped(grpo_trainer *t) {
     const size_t D = (size_t)t->dropped * (size_t)t->cfg.num_generations;
     if (D) rollout_completions_free(t->drop_comp, (int)D);
     for (size_t i = 0; i < D; i++) free(t->drop_text[i]), t->drop_text[i] = NULL;
-    for (int p = 0; p < t->dropped; p++) {
-        free((void *)t->drop_prompts[p].ids), free((void *)t->drop_prompts[p].text);
-        free((void *)t->drop_prompts[p].columns);
-        memset(&t->drop_prompts[p], 0, sizeof t->drop_prompts[p]);
-    }
+    free_prompt_copies(t->drop_prompts, t->dropped);
     t->dropped = 0;
 }
 
@@ -138,7 +134,7 @@ static void free_rollouts(grpo_trainer *t) {
     free_dropped(t);
     rollout_completions_free(t->comp, t->R);
     for (int i = 0; i < t->R; i++) free(t->text[i]), t->text[i] = NULL;
-    free_prompt_copies(t, t->groups);
+    free_prompt_copies(t->prompts, t->groups);
     t->R = t->groups = 0;
 }
 
@@ -229,8 +225,7 @@ pt_status grpo_trainer_init(grpo_trainer *t, policy_model *m, const tokenizer *t
     t->mb_adv = calloc((size_t)t->B, sizeof(float));
     if (!t->comp || !t->prompts || !t->reward || !t->reward_ok || !t->per_reward || !t->drawn_per_reward ||
         !t->drop_prompts || !t->drop_comp || !t->drop_text || !t->drop_reward || !t->drop_reward_ok ||
-        !t->drop_per_reward ||
-        !t->text || !t->adv ||
+        !t->drop_per_reward || !t->text || !t->adv ||
         !t->valid || !t->tok_off || !t->old_logp || !t->ref_logp || !t->cur_logp || !t->flat_dlogp ||
         !t->flat_mask || !t->ids || !t->targets || !t->dlogp || !t->seq_start || !t->mb_adv) {
         st = error_set(err, PT_ERR_NOMEM, __FILE__, __LINE__, "out of memory for %zu rollouts of %d tokens", R, C);
