@@ -34,19 +34,24 @@ static int masked_mean_std(double *mean, double *std, const double *r, const uin
 /* A group is "zero std" with fewer than two valid rewards or std_g ≤ 1e-8 (see the header). */
 static int zero_std(int valid, double std) { return valid < 2 || std <= 1e-8; }
 
+/* Adds one group r[0..G) whose k valid rewards have sample std `std`. */
+static void tally_group(grpo_reward_tally *t, const double *r, const uint8_t *ok, int G, int k, double std) {
+    for (int i = 0; i < G; i++)
+        if (!ok || ok[i]) t->sum += r[i];
+    t->valid += k;
+    t->masked += G - k;
+    t->std_sum += std;
+    t->zero_std_groups += zero_std(k, std);
+    t->groups++;
+}
+
 void grpo_reward_tally_add(grpo_reward_tally *t, const double *rewards, const uint8_t *reward_ok, int n_groups, int G) {
     for (int g = 0; g < n_groups; g++) {
         const double *r = rewards + (size_t)g * G;
         const uint8_t *ok = reward_ok ? reward_ok + (size_t)g * G : NULL;
         double mean, std;
         int k = masked_mean_std(&mean, &std, r, ok, G);
-        for (int i = 0; i < G; i++)
-            if (!ok || ok[i]) t->sum += r[i];
-        t->valid += k;
-        t->masked += G - k;
-        t->std_sum += std;
-        t->zero_std_groups += zero_std(k, std);
-        t->groups++;
+        tally_group(t, r, ok, G, k, std);
     }
 }
 
@@ -70,11 +75,13 @@ pt_status grpo_advantages(float *adv, uint8_t *valid, grpo_adv_stats *stats, con
                  i / G, i % G, rewards[i]);
     double batch_mean, batch_std;
     masked_mean_std(&batch_mean, &batch_std, rewards, reward_ok, n);
+    grpo_reward_tally tally = {0};
     for (int g = 0; g < n_groups; g++) {
         const double *r = rewards + (size_t)g * G;
         const uint8_t *ok = reward_ok ? reward_ok + (size_t)g * G : NULL;
         double mean, std;
-        masked_mean_std(&mean, &std, r, ok, G);
+        const int k = masked_mean_std(&mean, &std, r, ok, G);
+        tally_group(&tally, r, ok, G, k, std);
         double denom = scale == GRPO_SCALE_GROUP ? std + GRPO_ADV_EPS
                        : scale == GRPO_SCALE_BATCH ? batch_std + GRPO_ADV_EPS : 1.0;
         for (int s = 0; s < G; s++) {
@@ -84,11 +91,7 @@ pt_status grpo_advantages(float *adv, uint8_t *valid, grpo_adv_stats *stats, con
             if (valid) valid[i] = (uint8_t)on;
         }
     }
-    if (stats) {
-        grpo_reward_tally tally = {0};
-        grpo_reward_tally_add(&tally, rewards, reward_ok, n_groups, G);
-        *stats = grpo_reward_tally_stats(&tally);
-    }
+    if (stats) *stats = grpo_reward_tally_stats(&tally);
     return PT_OK;
 }
 
