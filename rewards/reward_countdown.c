@@ -4,7 +4,7 @@
  * Params: "correct" (1.0), "well_formed" (0.1), "wrong" (0.0: no answer or malformed),
  * "numbers_column" ("numbers": a JSON array of integers), "target_column" ("target": an integer),
  * "allow_unary_minus" (false), "use_all" (false; TinyZero requires every number exactly once),
- * "exact_division" (false), "verified_trace" (false), "sound_trace" (false).
+ * "exact_division" (false), "verified_trace" (false), "sound_trace" (false), "score_verdicts" (false).
  *
  * The expression is the text of the last <answer>…</answer> in the completion (no tag: "wrong").
  * Grammar (recursive descent, never eval):
@@ -34,6 +34,14 @@
  * ends at the target, and the last verdict is "yes". A right answer after a made-up step
  * ("4 * 5 = 20, 3 * 20 = 120, yes." for 60) or a step over a number that was not given scores
  * "well_formed".
+ *
+ * score_verdicts: scores the reasoning's verdicts instead of the answer (which is not read):
+ * "correct" times the share of verdict lines whose verdict is true. A "yes" is true when its
+ * line is sound (as above) and ends at the target; a "no" is true when its line's steps parse
+ * and its last value is not the target (its arithmetic is not checked). No verdict line scores
+ * "wrong". This pays for checking each attempt against the target and rejecting misses, not for
+ * guessing: "3 * 20 = 120, yes." for 60 is a false verdict, and so is "4 * 5 = 20, 3 * 20 = 60,
+ * yes.".
  */
 #include "rewards/reward_countdown.h"
 
@@ -238,7 +246,7 @@ countdown_verdict countdown_check(char *why, size_t why_len, const char *expr, s
 
 typedef struct countdown_reward {
     double correct, well_formed, wrong;
-    bool verified_trace, sound_trace;
+    bool verified_trace, sound_trace, score_verdicts;
     char numbers_column[REWARD_NAME_MAX], target_column[REWARD_NAME_MAX];
     countdown_rules rules;
 } countdown_reward;
@@ -273,10 +281,11 @@ static bool pool_take(int64_t *pool, int *n, int64_t v) {
 }
 
 /* The steps of a verdict line, its verdict cut off ("a op b = v, v op c = w[, need T]"): true
- * when there is at least one step and every step's arithmetic is exact integer arithmetic; *last
- * is the last step's value. With numbers (n of them), the steps must also be built from them:
- * each operand is a given number or an earlier step's value, and each is used at most once. */
-static bool trace_steps(int64_t *last, const char *s, const char *end, const int64_t *numbers, int n) {
+ * when there is at least one step and (when exact) every step's arithmetic is exact integer
+ * arithmetic; *last is the last step's value. With numbers (n of them), the steps must also be
+ * built from them: each operand is a given number or an earlier step's value, and each is used at
+ * most once. */
+static bool trace_steps(int64_t *last, const char *s, const char *end, const int64_t *numbers, int n, bool exact) {
     int64_t pool[2 * COUNTDOWN_MAX_LITERALS];
     int have = 0, steps = 0;
     for (int i = 0; numbers && i < n; i++) pool[have++] = numbers[i];
@@ -303,7 +312,7 @@ static bool trace_steps(int64_t *last, const char *s, const char *end, const int
         case '/': want = b && a % b == 0 ? a / b : -1; break;
         default: return false;
         }
-        if (want != v) return false;
+        if (exact && want != v) return false;
         if (numbers) {
             if (!pool_take(pool, &have, a) || !pool_take(pool, &have, b)) return false;
             pool[have++] = v; /* room: each step takes two and gives back one */
@@ -342,11 +351,30 @@ static bool trace_checked(const char *c, int64_t target, const int64_t *numbers,
     int64_t v;
     while (next_verdict(&ln, to, &from, &end, &yes)) {
         last = from, last_end = end, last_yes = yes;
-        if (numbers && (!trace_steps(&v, from, end, numbers, n) || (yes && v != target))) return false;
+        if (numbers && (!trace_steps(&v, from, end, numbers, n, true) || (yes && v != target))) return false;
     }
     if (!last || !last_yes) return false;
     if (numbers) return true; /* every line, the last "yes" too, was checked above */
-    return trace_steps(&v, last, last_end, NULL, 0) && v == target;
+    return trace_steps(&v, last, last_end, NULL, 0, true) && v == target;
+}
+
+/* score_verdicts' share of true verdicts in completion c (see the file comment); -1 when c has
+ * no verdict line. */
+static double verdicts_true(const char *c, int64_t target, const int64_t *numbers, int n) {
+    const char *open = strstr(c, "<think>");
+    const char *ln = open ? open + strlen("<think>") : c;
+    const char *close = strstr(ln, "</think>");
+    const char *to = close ? close : ln + strlen(ln);
+    const char *from, *end;
+    bool yes;
+    int lines = 0, right = 0;
+    int64_t v;
+    while (next_verdict(&ln, to, &from, &end, &yes)) {
+        lines++;
+        if (yes) right += trace_steps(&v, from, end, numbers, n, true) && v == target;
+        else right += trace_steps(&v, from, end, NULL, 0, false) && v != target;
+    }
+    return lines ? (double)right / lines : -1.0;
 }
 
 static bool read_int(int64_t *out, const cJSON *v) {
@@ -379,6 +407,11 @@ static void countdown_one(const countdown_reward *cd, reward_result *out, const 
     }
     cJSON_Delete(cols);
     const char *c = item->completion ? item->completion : "";
+    if (cd->score_verdicts) {
+        double share = verdicts_true(c, target, numbers, n);
+        reward_result_ok(out, share < 0 ? cd->wrong : cd->correct * share);
+        return;
+    }
     const char *open = NULL;
     for (const char *q = strstr(c, "<answer>"); q; q = strstr(q + 1, "<answer>")) open = q;
     const char *close = open ? strstr(open, "</answer>") : NULL;
@@ -418,7 +451,7 @@ static pt_status column_param(char *dst, size_t cap, const cJSON *cfg, const cha
 pt_status reward_countdown_init(reward *self, const cJSON *cfg, pt_error *err) {
     static const char *const keys[] = {"correct",        "well_formed",   "wrong",   "numbers_column",
                                        "target_column",  "allow_unary_minus", "use_all", "exact_division", "verified_trace",
-                                       "sound_trace"};
+                                       "sound_trace", "score_verdicts"};
     PT_TRY(reward_cfg_check_keys(cfg, keys, (int)(sizeof keys / sizeof keys[0]), err));
     countdown_reward cd = {0};
     PT_TRY(reward_cfg_number(&cd.correct, cfg, "correct", 1.0, err));
@@ -431,6 +464,10 @@ pt_status reward_countdown_init(reward *self, const cJSON *cfg, pt_error *err) {
     PT_TRY(reward_cfg_bool(&cd.rules.exact_division, cfg, "exact_division", false, err));
     PT_TRY(reward_cfg_bool(&cd.verified_trace, cfg, "verified_trace", false, err));
     PT_TRY(reward_cfg_bool(&cd.sound_trace, cfg, "sound_trace", false, err));
+    PT_TRY(reward_cfg_bool(&cd.score_verdicts, cfg, "score_verdicts", false, err));
+    if (cd.score_verdicts && (cd.verified_trace || cd.sound_trace))
+        PT_FAIL(err, PT_ERR_CONFIG, "score_verdicts scores the reasoning, not the answer: it does not combine with "
+                                    "verified_trace or sound_trace");
     countdown_reward *impl = malloc(sizeof *impl);
     PT_CHECK_ALLOC(impl, err, sizeof *impl);
     *impl = cd;

@@ -379,15 +379,60 @@ Test(rewards_countdown, sound_trace) {
     expect_create_error("{\"type\": \"countdown\", \"sound_trace\": \"yes\"}", "sound_trace");
 }
 
+/* score_verdicts: the share of true verdicts, the answer unread. A "yes" is true on a sound line
+ * that ends at the target; a "no" on a line that parses and ends elsewhere. */
+Test(rewards_countdown, score_verdicts) {
+    const char *cols = "{\"numbers\": [6, 7, 3], \"target\": 24}";
+    const rule_case cases[] = {
+        /* one sound yes; the answer is not read, so a wrong one does not matter */
+        {"<think>\nI need to reach 24 using 6, 7, 3.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think>\n<answer>7 - 3</answer>",
+         cols, -1, REWARD_OK, 1.0},
+        /* two true rejections (one with false arithmetic: a "no" is judged on its stated value),
+         * then a sound yes */
+        {"<think>\n6 + 7 = 13, 13 * 3 = 39, no.\n6 + 7 = 12, 12 * 3 = 37, no.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think>",
+         cols, -1, REWARD_OK, 1.0},
+        /* a guess: the yes line's value is not the target */
+        {"<think>\n6 + 7 = 13, 13 * 3 = 39, yes.\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.0},
+        /* a made-up step that lands on the target, and a number that was not given */
+        {"<think>\n6 + 7 = 13, 13 * 3 = 24, yes.\n</think>", cols, -1, REWARD_OK, 0.0},
+        {"<think>\n8 * 3 = 24, yes.\n</think>", cols, -1, REWARD_OK, 0.0},
+        /* three true rejections, then a false yes: 3 of 4 */
+        {"<think>\n6 + 7 = 13, no.\n6 * 7 = 42, no.\n7 * 3 = 21, no.\n6 + 3 = 9, 9 + 7 = 16, yes.\n</think>", cols, -1,
+         REWARD_OK, 0.75},
+        /* a rejected value at the target (with or without ", need T"): 1 of 2 */
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, no.\n7 - 3 = 4, 4 * 6 = 24, need 24, yes.\n</think>", cols, -1, REWARD_OK,
+         0.5},
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, need 24, no.\n6 + 7 = 13, need 24, no.\n</think>", cols, -1, REWARD_OK, 0.5},
+        /* an unreadable "no" line is not a true verdict; lines outside <think> are not verdicts */
+        {"<think>\nthat is wrong, no.\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think>\n6 + 7 = 13, no.", cols, -1, REWARD_OK,
+         0.5},
+        /* no verdict line: "wrong" */
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24\n</think><answer>(7 - 3) * 6</answer>", cols, -1, REWARD_OK, 0.0},
+        {"", cols, -1, REWARD_OK, 0.0},
+        /* a missing column still masks */
+        {"<think>\n7 - 3 = 4, 4 * 6 = 24, yes.\n</think>", "{\"numbers\": [6, 7, 3]}", -1, REWARD_MASKED, 0.0},
+    };
+    run_cases("{\"type\": \"countdown\", \"score_verdicts\": true}", cases, N(cases));
+    const rule_case scaled[] = {{cases[5].completion, cols, -1, REWARD_OK, 1.5}, {cases[9].completion, cols, -1, REWARD_OK, -1.0}};
+    run_cases("{\"type\": \"countdown\", \"score_verdicts\": true, \"correct\": 2, \"wrong\": -1}", scaled,
+              N(scaled));
+    expect_create_error("{\"type\": \"countdown\", \"score_verdicts\": true, \"sound_trace\": true}",
+                        "score_verdicts");
+    expect_create_error("{\"type\": \"countdown\", \"score_verdicts\": 1}", "score_verdicts");
+}
+
 /* Every worked solution of the countdown task's search traces (both styles) is verified and
- * sound; the same solution with its "yes" line's last value changed is neither, and with a
- * rejected attempt's first step made false it is verified but not sound. */
+ * sound, and all its verdicts are true; the same solution with its "yes" line's last value
+ * changed is neither, and has one false verdict; with a rejected attempt's first step made false
+ * it is verified but not sound, and its verdicts are still all true. */
 Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
     reward *r = NULL;
     pt_error err = {0};
-    reward *sound = NULL;
+    reward *sound = NULL, *verdicts = NULL;
     cr_assert_eq(reward_create_json(&r, "{\"type\": \"countdown\", \"verified_trace\": true}", NULL, &err), PT_OK,
                  "%s", err.msg);
+    cr_assert_eq(reward_create_json(&verdicts, "{\"type\": \"countdown\", \"score_verdicts\": true}", NULL, &err),
+                 PT_OK, "%s", err.msg);
     cr_assert_eq(reward_create_json(&sound, "{\"type\": \"countdown\", \"sound_trace\": true}", NULL, &err),
                  PT_OK, "%s", err.msg);
     int false_misses = 0;
@@ -422,6 +467,14 @@ Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
             cr_expect(res[0].status == REWARD_OK && res[0].score == 1.0, "not sound (%s): %s", res[0].reason,
                       completion);
             cr_expect(res[1].status == REWARD_OK && res[1].score == 0.1, "sound after a change: %s", broken);
+            int lines = 0;
+            for (const char *q = completion; (q = strstr(q, ", no.")) != NULL; q++) lines++;
+            lines++; /* the yes line */
+            cr_assert_eq(reward_score(verdicts, res, items, 2, &err), PT_OK, "%s", err.msg);
+            cr_expect(res[0].status == REWARD_OK && res[0].score == 1.0, "a false verdict (%g): %s", res[0].score,
+                      completion);
+            cr_expect(res[1].status == REWARD_OK && fabs(res[1].score - (double)(lines - 1) / lines) < 1e-12,
+                      "verdicts %g after a change, expected %d of %d true: %s", res[1].score, lines - 1, lines, broken);
             /* a rejected attempt's first value made false ("a op b = v" -> v + 1) */
             const char *no = strstr(completion, ", no.");
             if (no) {
@@ -438,6 +491,8 @@ Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
                 cr_expect(res[0].score == 1.0, "a false rejected attempt should still be verified: %s", lie);
                 cr_assert_eq(reward_score(sound, res, &one, 1, &err), PT_OK, "%s", err.msg);
                 cr_expect(res[0].score == 0.1, "sound with a false step: %s", lie);
+                cr_assert_eq(reward_score(verdicts, res, &one, 1, &err), PT_OK, "%s", err.msg);
+                cr_expect(res[0].score == 1.0, "a rejection is judged on its stated value (%g): %s", res[0].score, lie);
                 false_misses++;
                 free(lie);
             }
@@ -452,6 +507,7 @@ Test(rewards_countdown, verified_trace_accepts_the_task_traces) {
     cr_expect_gt(false_misses, 200, "too few traces with a rejected attempt (%d)", false_misses);
     reward_free(r);
     reward_free(sound);
+    reward_free(verdicts);
 }
 
 /* ---- length and repetition --------------------------------------------------------------- */
