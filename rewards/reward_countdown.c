@@ -340,12 +340,18 @@ static bool next_verdict(const char **ln, const char *to, const char **from, con
     return false;
 }
 
+/* The reasoning of completion c: from after "<think>" (or the start) to "</think>" (or the end). */
+static void think_span(const char *c, const char **from, const char **to) {
+    const char *open = strstr(c, "<think>");
+    *from = open ? open + strlen("<think>") : c;
+    const char *close = strstr(*from, "</think>");
+    *to = close ? close : *from + strlen(*from);
+}
+
 /* verified_trace's test (numbers NULL) or sound_trace's (see the file comment) on completion c. */
 static bool trace_checked(const char *c, int64_t target, const int64_t *numbers, int n) {
-    const char *open = strstr(c, "<think>");
-    const char *ln = open ? open + strlen("<think>") : c;
-    const char *close = strstr(ln, "</think>");
-    const char *to = close ? close : ln + strlen(ln);
+    const char *ln, *to;
+    think_span(c, &ln, &to);
     const char *from = NULL, *end = NULL, *last = NULL, *last_end = NULL;
     bool yes = false, last_yes = false;
     int64_t v;
@@ -361,11 +367,8 @@ static bool trace_checked(const char *c, int64_t target, const int64_t *numbers,
 /* score_verdicts' share of true verdicts in completion c (see the file comment); -1 when c has
  * no verdict line. */
 static double verdicts_true(const char *c, int64_t target, const int64_t *numbers, int n) {
-    const char *open = strstr(c, "<think>");
-    const char *ln = open ? open + strlen("<think>") : c;
-    const char *close = strstr(ln, "</think>");
-    const char *to = close ? close : ln + strlen(ln);
-    const char *from, *end;
+    const char *ln, *to, *from, *end;
+    think_span(c, &ln, &to);
     bool yes;
     int lines = 0, right = 0;
     int64_t v;
