@@ -13,9 +13,10 @@
 #                 (one per prompt), then a short SFT on them (examples/configs/sft-rs-demo.json)
 #   6. GRPO       on the training prompts, scored by the countdown reward, with held-out
 #                 evaluation during the run (examples/configs/grpo-demo.json)
-#   7. evaluation of the held-out problems after every stage (greedy), and the HTML report of the
-#                 GRPO run (runs/demo/report.html)
-# It ends with the table of held-out accuracy after SFT, after rejection sampling and after GRPO.
+#   7. evaluation of the held-out problems after every stage (greedy, and R1's pass@1), and the
+#                 HTML report of the GRPO run (runs/demo/report.html)
+# It ends with the table of held-out accuracy after SFT, after rejection sampling and after GRPO,
+# with the share of the reasoning's verdicts that are true (does the model check its attempts?).
 #
 # Everything goes under runs/demo (DEMO_DIR to change it), rebuilt on each run; DEMO_SEED (default
 # 1) seeds SFT, sampling and GRPO (the data and the held-out split stay the same). Needs
@@ -45,6 +46,12 @@ step "1/7 data: countdown, 3 numbers from 1..10, search traces, with a held-out 
 cat >"$RUN/rewards.json" <<'EOF'
 [{"name": "countdown", "type": "countdown", "weight": 1.0}]
 EOF
+# Evaluation also reports, without weight, the share of the reasoning's verdicts ("..., yes." /
+# "..., no.") that are true: whether the model checks its attempts against the target.
+cat >"$RUN/eval-rewards.json" <<'EOF'
+[{"name": "countdown", "type": "countdown", "weight": 1.0},
+ {"name": "true_verdicts", "type": "countdown", "score_verdicts": true, "weight": 0.0}]
+EOF
 
 step "2/7 tokenizer: byte-level BPE, 1024 ids, on the training prompts + solutions"
 # The tokenizer trainer reads the "text" field of JSONL: join each record's prompt and completion
@@ -63,10 +70,10 @@ step "3/7 model: $CFG/tiny-moe.json with that tokenizer"
 # Each stage's model is evaluated on the held-out problems twice: greedy, and as DeepSeek-R1
 # reports pass@1 (4 samples per problem at temperature 0.6, top-p 0.95, averaged).
 evaluate() { # evaluate STAGE MODEL_DIR
-  "$PT" eval --model "$2" --data "$DATA/eval.jsonl" --rewards "$RUN/rewards.json" --max_completion_length 128 \
-    --output "$RUN/eval-$1.jsonl" | tee "$RUN/eval-$1.txt"
-  "$PT" eval --model "$2" --data "$DATA/eval.jsonl" --rewards "$RUN/rewards.json" --max_completion_length 128 \
-    --num_samples 4 --temperature 0.6 --top_p 0.95 --seed "$SEED" \
+  "$PT" eval --model "$2" --data "$DATA/eval.jsonl" --rewards "$RUN/eval-rewards.json" --accuracy_reward countdown \
+    --max_completion_length 128 --output "$RUN/eval-$1.jsonl" | tee "$RUN/eval-$1.txt"
+  "$PT" eval --model "$2" --data "$DATA/eval.jsonl" --rewards "$RUN/eval-rewards.json" --accuracy_reward countdown \
+    --max_completion_length 128 --num_samples 4 --temperature 0.6 --top_p 0.95 --seed "$SEED" \
     --output "$RUN/eval-$1-sampled.jsonl" | tee "$RUN/eval-$1-sampled.txt"
 }
 
@@ -92,11 +99,12 @@ step "7/7 report: $RUN/report.html"
 "$PT" report "$RUN/grpo" -o "$RUN/report.html"
 
 acc() { sed -n 's/^| accuracy *| *\([0-9.]*\)% |$/\1/p' "$RUN/eval-$1.txt"; }
+verdicts() { sed -n 's/^| *true_verdicts *| *\([0-9.]*\) |$/\1/p' "$RUN/eval-$1.txt"; }
 step "done in ${SECONDS} s — held-out accuracy ($(wc -l <"$DATA/eval.jsonl") problems, seed $SEED)"
-printf '| stage                 |  greedy | pass@1 (T 0.6, 4 samples) |\n'
-printf '|-----------------------|--------:|--------------------------:|\n'
+printf '| stage                 |  greedy | pass@1 (T 0.6, 4 samples) | true verdicts (greedy) |\n'
+printf '|-----------------------|--------:|--------------------------:|-----------------------:|\n'
 for s in sft rs grpo; do
   case $s in sft) name="after SFT" ;; rs) name="after rejection + SFT" ;; grpo) name="after GRPO" ;; esac
-  printf '| %-21s | %6s%% | %24s%% |\n' "$name" "$(acc $s)" "$(acc $s-sampled)"
+  printf '| %-21s | %6s%% | %24s%% | %22s |\n' "$name" "$(acc $s)" "$(acc $s-sampled)" "$(verdicts $s)"
 done
 echo "run folder: $RUN (sft/, rs/, sft-rs/, grpo/ with run.db each; report.html)"
