@@ -65,6 +65,8 @@ TESTLIB  := $(wildcard tests/util/*.c)
 # Reward plugins the tests dlopen (built beside the test binary).
 PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 BENCH    := $(wildcard tests/bench/*.c)
+# `posttrain reward-host` for the tests, which start it as a subprocess reward's command.
+HOST     := $(BUILD)/tests/reward-host
 CU_SRCS  := $(wildcard kernels/cuda/*.cu)
 
 ifeq ($(CUDA),1)
@@ -79,7 +81,8 @@ OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
 LIB       := $(BUILD)/libposttrain.a
 BIN       := posttrain
 DEPFILES  := $(OBJS:.o=.d) $(CLI_SRCS:%.c=$(BUILD)/%.d) $(TESTS:%.c=$(BUILD)/%.d) \
-             $(LONG:%.c=$(BUILD)/%.d) $(TESTLIB:%.c=$(BUILD)/%.d) $(BENCH:%.c=$(BUILD)/%.d)
+             $(LONG:%.c=$(BUILD)/%.d) $(TESTLIB:%.c=$(BUILD)/%.d) $(BENCH:%.c=$(BUILD)/%.d) \
+             $(BUILD)/tests/host/reward_host.d
 
 .PHONY: all test test-long bench sanitize clean features fuzz demo
 .DEFAULT_GOAL := all
@@ -131,7 +134,10 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c $(wildcard rewards/plugin_abi.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Wshadow -O2 -fPIC -shared -I. -o $@ $<
 
-test: features $(BUILD)/tests/unit $(PLUGINS)
+$(HOST): $(BUILD)/tests/host/reward_host.o $(LIB)
+	$(LINK) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: features $(BUILD)/tests/unit $(PLUGINS) $(HOST)
 	$(SAN_ENV) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/unit $(ARGS)
 
 test-long: features $(BUILD)/long-tests

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "rewards/reward_host.h"
 
 static const cli_command COMMANDS[] = {
     {"info", "show how this binary was built and which backends it can use", cmd_info},
@@ -22,6 +23,8 @@ static const cli_command COMMANDS[] = {
      cmd_rejection_sample},
     {"report", "one self-contained HTML report (charts, sample rollouts) from a run directory's run store", cmd_report},
     {"convert", "rewrite a model folder with fp8 (DeepSeek's FP8 release format) or fp32 weights", cmd_convert},
+    {"reward-host", "serve one reward (e.g. a C plugin) to a subprocess reward, so that a crash stays in its process",
+     reward_host_main},
 };
 static const int NCOMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 

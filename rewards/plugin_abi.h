@@ -20,7 +20,8 @@
  *     are counted as failures, never used.
  *   free(handle) releases the handle; called once, after the last score.
  * posttrain calls a plugin from one thread at a time. A crash inside a plugin takes the trainer
- * down with it — run untrusted reward code as a subprocess plugin instead.
+ * down with it — run a plugin that may crash under `posttrain reward-host` as a subprocess
+ * reward's command (rewards/reward_host.h), or write untrusted reward code as a subprocess plugin.
  *
  * Versioning: abi_version is checked first and struct_size second; a plugin built for another
  * version is refused with a message naming the file and both versions.

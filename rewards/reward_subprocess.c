@@ -2,12 +2,15 @@
  *
  * Protocol (one request and one reply per batch, each a single line ending in '\n'):
  *   → {"items": [{"prompt": "...", "completion": "...", "columns": {...}, "completion_tokens": 12}, ...]}
- *   ← {"scores": [0.5, null, 1, ...]}            (optionally "reasons": ["", "why null", ...])
+ *   ← {"scores": [0.5, null, 1, ...]}            (optionally "reasons": ["", "why null", ...]
+ *                                                  and "errors": [false, true, false, ...])
  *   ← {"error": "message"}                       (the plugin failed on the whole batch)
  * "columns" is the example's columns object (null when the item's columns are not a JSON object);
  * "completion_tokens" is present only when known. Strings are sent as valid UTF-8: invalid bytes
  * become U+FFFD, so a strict decoder on the other side never chokes. A null score is REWARD_MASKED
- * (reason: the reply's "reasons"[i] when it is a non-empty string, else "masked by the plugin").
+ * (reason: the reply's "reasons"[i] when it is a non-empty string, else "masked by the plugin"),
+ * or REWARD_ERROR when "errors"[i] is true (the plugin failed on that item; rewards/reward_host.h
+ * answers that way).
  *
  * Params: "command" (required: an array of strings, exec'd directly with PATH lookup, or one
  * string, run as /bin/sh -c STRING), "timeout" (seconds per batch, default 60: sending the
@@ -283,14 +286,18 @@ static bool parse_reply(reward_result *out, int n, const char *line) {
         return false;
     }
     const cJSON *reasons = cJSON_GetObjectItemCaseSensitive(root, "reasons");
+    const cJSON *errors = cJSON_GetObjectItemCaseSensitive(root, "errors");
     const cJSON *s = scores->child;
     for (int i = 0; i < n; i++, s = s->next) {
         if (cJSON_IsNumber(s) && isfinite(s->valuedouble)) {
             reward_result_ok(&out[i], s->valuedouble);
         } else if (cJSON_IsNull(s)) {
             const cJSON *r = cJSON_IsArray(reasons) ? cJSON_GetArrayItem(reasons, i) : NULL;
-            reward_result_mask(&out[i], REWARD_MASKED, "%s",
-                               cJSON_IsString(r) && r->valuestring[0] ? r->valuestring : "masked by the plugin");
+            bool failed = cJSON_IsArray(errors) && cJSON_IsTrue(cJSON_GetArrayItem(errors, i));
+            reward_result_mask(&out[i], failed ? REWARD_ERROR : REWARD_MASKED, "%s",
+                               cJSON_IsString(r) && r->valuestring[0] ? r->valuestring
+                               : failed                               ? "the plugin failed on this item"
+                                                                      : "masked by the plugin");
         } else {
             char *txt = cJSON_PrintUnformatted(s);
             reward_result_mask(&out[i], REWARD_ERROR, "score %.40s is not a number or null", txt ? txt : "?");

@@ -5,7 +5,8 @@
  * The .so files are built from tests/plugins/<name>.c into <build>/tests/plugins/ next to the test
  * binary; they are found through /proc/self/exe, and a test that needs one that is not there is
  * skipped with a line saying so. The subprocess plugin is tests/fixtures/rewards/scores.sh, run
- * with /bin/sh (no Python needed). */
+ * with /bin/sh (no Python needed). `posttrain reward-host` is <build>/tests/reward-host, the same
+ * code as the CLI's, found the same way. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 
 #include "core/timer.h"
 #include "rewards/reward.h"
+#include "rewards/reward_host.h"
 #include "tests/util/check.h"
 
 /* <dir of the test binary>/plugins/<name>.so, or NULL when it was not built. */
@@ -370,4 +372,116 @@ Test(rewards_subprocess, bad_commands_fail_at_creation) {
     cr_expect_eq(res[0].status, REWARD_ERROR);
     cr_expect(strstr(res[0].reason, "exited with status 5") != NULL, "%s", res[0].reason);
     reward_free(r);
+}
+
+/* ---- a C plugin in its own process (reward-host) ------------------------------------------- */
+
+/* A subprocess reward running <build>/tests/reward-host on the plugin config plugin_cfg. */
+static pt_status hosted(reward **r, const char *plugin_cfg, pt_error *err) {
+    char exe[PATH_MAX], host[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert_gt(n, 0);
+    exe[n] = '\0';
+    snprintf(host, sizeof host, "%s/reward-host", dirname(exe));
+    struct stat st;
+    if (stat(host, &st) != 0) cr_skip_test("%s not built (make test builds it)", host);
+    cJSON *cfg = cJSON_CreateObject(), *cmd = cJSON_AddArrayToObject(cfg, "command");
+    cJSON_AddStringToObject(cfg, "type", "subprocess");
+    cJSON_AddStringToObject(cfg, "name", "hosted");
+    cJSON_AddNumberToObject(cfg, "timeout", 10);
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(host));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(plugin_cfg));
+    char *text = cJSON_PrintUnformatted(cfg);
+    pt_status rc = reward_create_json(r, text, NULL, err);
+    cJSON_free(text);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* Hosted in its own process, a plugin scores, masks and fails items exactly as it does loaded
+ * into the trainer: same statuses, scores and reasons. */
+Test(reward_host, serves_a_plugin_as_in_process) {
+    char so[PATH_MAX], cfg[PATH_MAX + 128];
+    NEED_PLUGIN(so, "reward_plugin_keyword");
+    snprintf(cfg, sizeof cfg, "{\"type\": \"plugin\", \"path\": \"%s\", \"keyword\": \"because\"}", so);
+    reward *local = NULL, *remote = NULL;
+    pt_error err = {0};
+    cr_assert_eq(reward_create_json(&local, cfg, NULL, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(hosted(&remote, cfg, &err), PT_OK, "%s", err.msg);
+    reward_item items[6] = {{"q", "yes, because 2 > 1", "{}", -1},       {"q", "no reason", "{}", -1},
+                            {"q", "MASK", "{}", -1},                     {"q", "FAIL", "{}", 7},
+                            {"q", "because because", "{\"a\": 1}", 3}, {"q", "", NULL, -1}};
+    reward_result a[6], b[6];
+    cr_assert_eq(reward_score(local, a, items, 6, &err), PT_OK, "%s", err.msg);
+    cr_assert_eq(reward_score(remote, b, items, 6, &err), PT_OK, "%s", err.msg);
+    int kinds[3] = {0};
+    for (int i = 0; i < 6; i++) {
+        cr_expect_eq(b[i].status, a[i].status, "item %d: status %d hosted, %d in process (%s)", i, b[i].status,
+                     a[i].status, b[i].reason);
+        cr_expect_eq(b[i].score, a[i].score, "item %d", i);
+        cr_expect_str_eq(b[i].reason, a[i].reason, "item %d", i);
+        kinds[a[i].status]++;
+    }
+    cr_expect(kinds[REWARD_OK] >= 2 && kinds[REWARD_MASKED] >= 1 && kinds[REWARD_ERROR] >= 1,
+              "the batch should hold scores, masks and failures (%d %d %d)", kinds[REWARD_OK], kinds[REWARD_MASKED],
+              kinds[REWARD_ERROR]);
+    reward_free(local);
+    reward_free(remote);
+}
+
+/* A plugin that segfaults costs its batch, not the trainer: the batch's items are errors naming
+ * the signal, and the next batch is scored by a fresh host. */
+Test(reward_host, a_crashing_plugin_costs_one_batch) {
+    char so[PATH_MAX], cfg[PATH_MAX + 64];
+    NEED_PLUGIN(so, "reward_plugin_crash");
+    snprintf(cfg, sizeof cfg, "{\"type\": \"plugin\", \"path\": \"%s\"}", so);
+    reward *r = NULL;
+    pt_error err = {0};
+    cr_assert_eq(hosted(&r, cfg, &err), PT_OK, "%s", err.msg);
+    reward_item ok[2] = {{"q", "fine", "{}", -1}, {"q", "FAIL", "{}", -1}};
+    reward_item crash[2] = {{"q", "fine", "{}", -1}, {"q", "CRASH", "{}", -1}};
+    reward_result res[2];
+    cr_assert_eq(reward_score(r, res, ok, 2, &err), PT_OK, "%s", err.msg);
+    cr_expect(res[0].status == REWARD_OK && res[0].score == 1.0, "%d %s", res[0].status, res[0].reason);
+    cr_expect_eq(res[1].status, REWARD_ERROR, "a per-item failure stays an error, not a mask");
+    cr_assert_eq(reward_score(r, res, crash, 2, &err), PT_OK, "%s", err.msg);
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(res[i].status, REWARD_ERROR);
+        cr_expect(strstr(res[i].reason, "signal 11") != NULL, "item %d: %s", i, res[i].reason);
+    }
+    cr_assert_eq(reward_score(r, res, ok, 2, &err), PT_OK, "%s", err.msg);
+    cr_expect(res[0].status == REWARD_OK && res[0].score == 1.0, "after the crash: %d %s", res[0].status,
+              res[0].reason);
+    reward_free(r);
+}
+
+/* A config the plugin cannot load: every item is an error naming how the host ended (its message
+ * goes to stderr); a malformed request line gets a protocol error, and the host stays in step. */
+Test(reward_host, refusals) {
+    reward *r = NULL;
+    pt_error err = {0};
+    cr_assert_eq(hosted(&r, "{\"type\": \"plugin\", \"path\": \"/nonexistent/plugin.so\"}", &err), PT_OK, "%s",
+                 err.msg);
+    reward_item one = {"q", "fine", "{}", -1};
+    reward_result res[1];
+    cr_assert_eq(reward_score(r, res, &one, 1, &err), PT_OK, "%s", err.msg);
+    cr_expect_eq(res[0].status, REWARD_ERROR);
+    cr_expect(strstr(res[0].reason, "exited with status 2") != NULL, "%s", res[0].reason);
+    reward_free(r);
+
+    static char requests[] = "not json\n{\"items\": [{\"prompt\": \"q\"}]}\n\n{\"items\": []}\n";
+    FILE *in = fmemopen(requests, strlen(requests), "r");
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *o = open_memstream(&out, &out_len);
+    cr_assert(in && o);
+    cr_assert_eq(reward_host_serve("{\"type\": \"countdown\"}", in, o, &err), PT_OK, "%s", err.msg);
+    fclose(o);
+    fclose(in);
+    cr_expect_str_eq(out, "{\"error\":\"request is not JSON: 'not json'\"}\n"
+                          "{\"error\":\"item 0: \\\"prompt\\\" and \\\"completion\\\" must be strings\"}\n"
+                          "{\"scores\":[],\"reasons\":[],\"errors\":[]}\n");
+    free(out);
+    cr_expect_neq(reward_host_serve("{\"type\": \"nope\"}", stdin, stdout, &err), PT_OK);
+    cr_expect(strstr(err.msg, "nope") != NULL, "%s", err.msg);
 }
