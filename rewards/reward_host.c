@@ -2,10 +2,12 @@
 #include "rewards/reward_host.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rewards/reward.h"
 
@@ -150,8 +152,19 @@ int reward_host_main(int argc, char **argv) {
                 "reward's command to run a reward that may crash in its own process.\n");
         return 2;
     }
+    /* Replies go to a private copy of stdout; stdout itself becomes stderr, so that whatever the
+     * reward prints cannot fall into the protocol. */
+    int fd = dup(STDOUT_FILENO);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!out || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        fprintf(stderr, "reward-host: cannot set up its output: %s\n", strerror(errno));
+        if (out) fclose(out);
+        else if (fd >= 0) close(fd);
+        return 1;
+    }
     pt_error err = {0};
-    pt_status st = reward_host_serve(argv[1], stdin, stdout, &err);
+    pt_status st = reward_host_serve(argv[1], stdin, out, &err);
+    fclose(out);
     if (st == PT_OK) return 0;
     fprintf(stderr, "reward-host: %s\n", err.msg);
     return st == PT_ERR_IO ? 1 : 2;

@@ -12,7 +12,8 @@
  * with its reason and errors[i] true (so the trainer counts it as an error, not a mask). A
  * request it cannot read, or a batch-level failure, is answered {"error": "..."}, which keeps
  * the two processes in step. End of input ends the host (exit 0). A config the reward refuses
- * is reported on stderr before any request is read (exit 2).
+ * is reported on stderr before any request is read (exit 2). What the reward itself prints to
+ * stdout goes to stderr, so it cannot break the protocol.
  */
 #ifndef POSTTRAIN_REWARDS_REWARD_HOST_H
 #define POSTTRAIN_REWARDS_REWARD_HOST_H

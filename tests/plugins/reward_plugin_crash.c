@@ -1,7 +1,8 @@
 /* reward_plugin_crash.c — a test plugin that crashes: scores 1 for every item, except that a
  * completion containing "CRASH" kills the process with SIGSEGV, and one containing "FAIL" is a
- * per-item failure. */
+ * per-item failure; one containing "PRINT" writes a line to stdout first. */
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rewards/plugin_abi.h"
@@ -19,6 +20,10 @@ static int crash_score(void *handle, const posttrain_reward_item *items, int n, 
         if (strstr(items[i].completion, "CRASH")) {
             signal(SIGSEGV, SIG_DFL); /* die of it even where a sanitizer catches SIGSEGV */
             raise(SIGSEGV);
+        }
+        if (strstr(items[i].completion, "PRINT")) {
+            printf("{\"scores\": [7]} a plugin that talks on stdout\n");
+            fflush(stdout);
         }
         scores[i] = 1.0;
         status[i] = strstr(items[i].completion, "FAIL") ? POSTTRAIN_REWARD_FAILED : POSTTRAIN_REWARD_SCORED;
