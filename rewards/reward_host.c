@@ -71,7 +71,6 @@ static bool read_items(host_batch *b, const cJSON *req, char *why, size_t why_le
         b->items[i] = (reward_item){prompt->valuestring, completion->valuestring, b->columns[i],
                                     tokens ? (int)tokens->valuedouble : -1};
     }
-    b->n = n;
     return true;
 }
 

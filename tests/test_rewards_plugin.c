@@ -24,15 +24,22 @@
 #include "rewards/reward_host.h"
 #include "tests/util/check.h"
 
-/* <dir of the test binary>/plugins/<name>.so, or NULL when it was not built. */
-static const char *plugin_path(char *buf, size_t len, const char *name) {
+/* <dir of the test binary>/<rel>, or NULL when that file is not there (not built). */
+static const char *beside_test_binary(char *buf, size_t len, const char *rel) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return NULL;
     exe[n] = '\0';
-    snprintf(buf, len, "%s/plugins/%s.so", dirname(exe), name);
+    snprintf(buf, len, "%s/%s", dirname(exe), rel);
     struct stat st;
     return stat(buf, &st) == 0 ? buf : NULL;
+}
+
+/* <dir of the test binary>/plugins/<name>.so, or NULL when it was not built. */
+static const char *plugin_path(char *buf, size_t len, const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "plugins/%s.so", name);
+    return beside_test_binary(buf, len, rel);
 }
 
 #define NEED_PLUGIN(buf, name)                                                                     \
@@ -378,13 +385,9 @@ Test(rewards_subprocess, bad_commands_fail_at_creation) {
 
 /* A subprocess reward running <build>/tests/reward-host on the plugin config plugin_cfg. */
 static pt_status hosted(reward **r, const char *plugin_cfg, pt_error *err) {
-    char exe[PATH_MAX], host[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert_gt(n, 0);
-    exe[n] = '\0';
-    snprintf(host, sizeof host, "%s/reward-host", dirname(exe));
-    struct stat st;
-    if (stat(host, &st) != 0) cr_skip_test("%s not built (make test builds it)", host);
+    char host[PATH_MAX];
+    if (!beside_test_binary(host, sizeof host, "reward-host"))
+        cr_skip_test("%s not built (make test builds it)", host);
     cJSON *cfg = cJSON_CreateObject(), *cmd = cJSON_AddArrayToObject(cfg, "command");
     cJSON_AddStringToObject(cfg, "type", "subprocess");
     cJSON_AddStringToObject(cfg, "name", "hosted");
